@@ -1,0 +1,53 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "MetaBench",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bench", targets: ["bench"]),
+        .library(name: "MetaBench", targets: ["Engine", "Models", "FewShotData", "Learners", "Runner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // MARK: - Public API
+        // The tensor and reverse-mode autodiff engine (higher-order gradients, OpenBLAS products).
+        .target(name: "Engine", dependencies: ["COpenBLAS"]),
+        // HDF5 files: a small Swift API over libhdf5.
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        // Few-shot datasets on HDF5 (torchmeta layouts, MetaBench's own), episodes, the embedded dataset.
+        .target(name: "FewShotData", dependencies: ["HDF5", "CPNG"]),
+        // Layers, models, optimizers and checkpoints on top of the engine.
+        .target(name: "Models", dependencies: ["Engine", "HDF5"]),
+        // The MetaLearner protocol, the registry and the learners.
+        .target(name: "Learners", dependencies: ["Engine", "Models", "FewShotData"]),
+        // Suites, the runner, reports, stored results and regression checks.
+        .target(name: "Runner", dependencies: [
+            "Learners", "FewShotData", "Engine",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The `bench` command.
+        .executableTarget(name: "bench", dependencies: [
+            "Runner", "Learners", "FewShotData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: - Implementation details
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Tests
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "HDF5"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "HDF5"]),
+        .testTarget(name: "LearnersTests", dependencies: ["Learners", "Models", "Engine", "FewShotData"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Learners", "FewShotData"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,119 @@
+import Foundation
+
+/// A recorded operation: its inputs and the rule that maps the gradient of its output to theirs.
+///
+/// The rule is written with differentiable tensor operations, so when gradients are taken with
+/// `createGraph: true` the rule is itself recorded and can be differentiated again (gradients of gradients).
+final class Node {
+    let inputs: [Tensor]
+    /// Given the output's gradient and the output itself, the gradient of each input (nil: none flows).
+    let backward: (_ grad: Tensor, _ output: Tensor) -> [Tensor?]
+    let name: String
+
+    init(_ name: String, inputs: [Tensor], backward: @escaping (Tensor, Tensor) -> [Tensor?]) {
+        self.name = name
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+/// Whether operations record themselves on the tape, per thread (so tasks on other threads are unaffected).
+public enum GradMode {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True unless inside `withoutGradients` on this thread.
+    public static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
+}
+
+/// Runs `body` with recording off: results are constants, and nothing is kept for backward.
+public func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+    let saved = GradMode.isEnabled
+    GradMode.isEnabled = false
+    defer { GradMode.isEnabled = saved }
+    return try body()
+}
+
+/// Runs `body` with recording on (the default).
+public func withGradients<R>(_ body: () throws -> R) rethrows -> R {
+    let saved = GradMode.isEnabled
+    GradMode.isEnabled = true
+    defer { GradMode.isEnabled = saved }
+    return try body()
+}
+
+/// Makes an operation's result, recording it when recording is on and some input requires gradients.
+@inline(__always)
+func record(_ name: String, _ shape: [Int], _ scalars: [Float], inputs: [Tensor],
+            backward: @escaping (Tensor, Tensor) -> [Tensor?]) -> Tensor {
+    if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
+        return Tensor(shape: shape, scalars: scalars, node: Node(name, inputs: inputs, backward: backward))
+    }
+    return Tensor(shape: shape, scalars: scalars, node: nil)
+}
+
+/// Reverse-mode gradients of a scalar `loss` with respect to `parameters`.
+///
+/// With `createGraph`, the backward pass is recorded, so the returned gradients are differentiable
+/// functions of the parameters (and of whatever the loss depended on): differentiating a loss computed from
+/// `θ' = θ − α∇L(θ)` with respect to θ gives the exact second-order meta-gradient. Without it, the
+/// gradients are constants and the backward pass keeps nothing.
+///
+/// A parameter the loss does not depend on gets a zero gradient.
+public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bool = false) -> [Tensor] {
+    precondition(loss.count == 1, "gradients(of:) needs a scalar loss, shape is \(loss.shape)")
+    let order = topologicalOrder(from: loss)
+    var grads: [ObjectIdentifier: Tensor] = [:]
+    let wanted = Set(parameters.map { ObjectIdentifier($0) })
+    let saved = GradMode.isEnabled
+    GradMode.isEnabled = createGraph
+    defer { GradMode.isEnabled = saved }
+    grads[ObjectIdentifier(loss)] = Tensor.ones(loss.shape)
+    // `order` lists each tensor after everything it depends on; walk it backwards.
+    for tensor in order.reversed() {
+        let id = ObjectIdentifier(tensor)
+        guard let node = tensor.node, let grad = grads[id] else { continue }
+        if !wanted.contains(id) { grads[id] = nil }  // free intermediate gradients as soon as used
+        let inputGrads = node.backward(grad, tensor)
+        for (input, g) in zip(node.inputs, inputGrads) {
+            guard let g, input.requiresGrad else { continue }
+            let key = ObjectIdentifier(input)
+            if let existing = grads[key] {
+                grads[key] = existing + g
+            } else {
+                grads[key] = g
+            }
+        }
+    }
+    return parameters.map { p in
+        grads[ObjectIdentifier(p)] ?? Tensor.zeros(p.shape)
+    }
+}
+
+/// Tensors reachable from `root` through recorded nodes, each after all its inputs.
+private func topologicalOrder(from root: Tensor) -> [Tensor] {
+    var order: [Tensor] = []
+    var visited = Set<ObjectIdentifier>()
+    // Iterative depth-first search (graphs of long inner loops would overflow a recursive one).
+    var stack: [(Tensor, Int)] = [(root, 0)]
+    visited.insert(ObjectIdentifier(root))
+    while let (tensor, next) = stack.popLast() {
+        let inputs = tensor.node?.inputs ?? []
+        if next < inputs.count {
+            stack.append((tensor, next + 1))
+            let child = inputs[next]
+            if child.requiresGrad, visited.insert(ObjectIdentifier(child)).inserted {
+                stack.append((child, 0))
+            }
+        } else {
+            order.append(tensor)
+        }
+    }
+    return order
+}

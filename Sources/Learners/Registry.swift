@@ -1,0 +1,65 @@
+import FewShotData
+
+/// How to make a learner: its name, what it is, the paper, its hyperparameters and a factory.
+public struct LearnerDescriptor {
+    public var name: String
+    public var summary: String
+    public var paper: String
+    public var hyperparameters: [HyperParameterSpec]
+    public var make: (HyperParameters, LearnerSetting) throws -> MetaLearner
+
+    public init(name: String, summary: String, paper: String, hyperparameters: [HyperParameterSpec],
+                make: @escaping (HyperParameters, LearnerSetting) throws -> MetaLearner) {
+        self.name = name
+        self.summary = summary
+        self.paper = paper
+        self.hyperparameters = hyperparameters
+        self.make = make
+    }
+
+    /// Checks `given` hyperparameters and builds the learner.
+    public func instantiate(_ given: [String: HyperValue], setting: LearnerSetting) throws -> MetaLearner {
+        try make(HyperParameters(learner: name, specs: hyperparameters, given: given), setting)
+    }
+}
+
+/// A learner name that no registration provides.
+public struct UnknownLearnerError: Error, Equatable, CustomStringConvertible {
+    public var name: String
+    public var known: [String]
+    public var description: String {
+        "unknown learner '\(name)' (known learners: \(known.joined(separator: ", ")))"
+    }
+}
+
+/// Maps learner names to descriptors. Adding a learner is one new file and one line in `builtIn`.
+public struct LearnerRegistry {
+    public private(set) var descriptors: [LearnerDescriptor]
+
+    public init(_ descriptors: [LearnerDescriptor] = []) {
+        self.descriptors = descriptors
+    }
+
+    /// Every learner MetaBench ships, in the order reports list them.
+    public static var builtIn: LearnerRegistry {
+        LearnerRegistry(builtInLearners)
+    }
+
+    /// Adds (or replaces) a learner.
+    public mutating func register(_ descriptor: LearnerDescriptor) {
+        descriptors.removeAll { $0.name == descriptor.name }
+        descriptors.append(descriptor)
+    }
+
+    public var names: [String] { descriptors.map(\.name) }
+
+    /// The descriptor called `name`, or an error listing the known names.
+    public func descriptor(named name: String) throws -> LearnerDescriptor {
+        if let d = descriptors.first(where: { $0.name == name }) { return d }
+        throw UnknownLearnerError(name: name, known: names)
+    }
+}
+
+/// The registration lines: one per learner.
+let builtInLearners: [LearnerDescriptor] = [
+]
