@@ -1,7 +1,11 @@
 import ArgumentParser
 
+/// The `bench` command: runs suites of few-shot learners and reports how they compare.
 @main
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmark few-shot meta-learning algorithms.")
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark few-shot meta-learning algorithms on the same episodes.",
+        subcommands: [RunSuite.self, Datasets.self, List.self, Compare.self, Check.self],
+        defaultSubcommand: RunSuite.self)
 }
