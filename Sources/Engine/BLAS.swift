@@ -7,6 +7,9 @@ public enum BLAS {
     /// `OPENBLAS_CORETYPE`: OpenBLAS 0.3.21 detects these CPUs as Haswell and runs at half speed.
     /// Runs once, before the first BLAS call of the process.
     public static let configured: Bool = {
+        // Keep freed tensor buffers in the heap for reuse instead of unmapping them: every step allocates
+        // the same large buffers, and fresh pages cost a page fault each.
+        cengine_keep_freed_buffers()
         if getenv("OPENBLAS_CORETYPE") == nil, cpuHasAVX512F() {
             setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
             gotoblas_dynamic_quit()
@@ -24,9 +27,17 @@ public enum BLAS {
     }
 
     static func cpuHasAVX512F() -> Bool {
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-        for line in info.split(separator: "\n") where line.hasPrefix("flags") {
-            return line.split(separator: " ").contains("avx512f")
+        // /proc files report size 0, so read line by line with stdio rather than Foundation.
+        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0, let line {
+            let text = String(cString: line)
+            if text.hasPrefix("flags") {
+                return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).contains("avx512f")
+            }
         }
         return false
     }

@@ -44,7 +44,10 @@ extension Tensor {
     func masked(wherePositive reference: Tensor) -> Tensor {
         let out = withPointer { pg in
             reference.withPointer { pr in
-                makeScalars(count) { o in for i in 0..<count { o[i] = pr[i] > 0 ? pg[i] : 0 } }
+                makeScalars(count) { o in
+                    // Unconditional loads, so the select vectorises.
+                    for i in 0..<count { let g = pg[i]; o[i] = pr[i] > 0 ? g : 0 }
+                }
             }
         }
         return record("mask", shape, out, inputs: [self]) { g, _ in [g.masked(wherePositive: reference)] }
