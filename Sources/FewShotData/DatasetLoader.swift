@@ -3,8 +3,8 @@ import HDF5
 
 /// Options applied while loading a dataset.
 public struct LoadOptions: Sendable, Equatable, Codable {
-    /// Resize images to `imageSize`×`imageSize` by area averaging (PIL's BOX filter: an antialiasing
-    /// filter whose support is the downscale factor), or nil to keep the stored size.
+    /// Resize images to `imageSize`×`imageSize` by exact area averaging (OpenCV's `INTER_AREA`: a box
+    /// filter whose support is the downscale factor, so it antialiases), or nil to keep the stored size.
     public var imageSize: Int?
     /// Add rotations by 90, 180 and 270 degrees (counter-clockwise) as extra classes named
     /// `<class>/rot90`, `/rot180`, `/rot270`, after the originals (Omniglot's usual ×4).

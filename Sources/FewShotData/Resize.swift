@@ -3,7 +3,8 @@ enum ImageOps {
     /// Resizes CHW images by area averaging (a box filter whose support is the downscale factor).
     ///
     /// Each output pixel is the mean of the source pixels it covers, each weighted by the fraction of it
-    /// that is covered — PIL's `Image.resize(..., Image.BOX)`. This antialiases when shrinking (every
+    /// that is covered — OpenCV's `INTER_AREA` (PIL's `BOX` matches it for whole-number factors). This
+    /// antialiases when shrinking (every
     /// source pixel contributes), keeps the mean intensity, and never leaves 0...255. Rounded half up.
     static func resize(_ pixels: [UInt8], count: Int, from shape: ImageShape, toHeight height: Int, width: Int) -> [UInt8] {
         if shape.height == height && shape.width == width { return pixels }
