@@ -26,7 +26,8 @@ struct Glyph: Equatable, Sendable {
     ///
     /// Strokes are lines, corners (two segments) or curves (one or two quadratic Béziers) with control
     /// points in [0.1, 0.9]²; after the first, a stroke starts on a point of an earlier stroke half the
-    /// time, so most glyphs are connected like handwriting.
+    /// time, so most glyphs are connected like handwriting. The glyph is then centred, and a small one
+    /// enlarged to span at least 0.6 of the square.
     init(seed: UInt64, classIndex: Int) {
         var g = SeededGenerator(seed: seed, "glyph", .int(classIndex))
         func point() -> GlyphPoint { GlyphPoint(x: g.uniform(0.1, 0.9), y: g.uniform(0.1, 0.9)) }
@@ -65,13 +66,23 @@ struct Glyph: Equatable, Sendable {
                                                     point(awayFrom: middle, minimum: 0.25)]))
             }
         }
-        self.strokes = strokes
+        // Centre the glyph's control points in the square, and enlarge small glyphs to span at least 0.6.
+        let all = strokes.flatMap(\.points)
+        let minX = all.map(\.x).min()!, maxX = all.map(\.x).max()!
+        let minY = all.map(\.y).min()!, maxY = all.map(\.y).max()!
+        let grow = max(1, 0.6 / max(maxX - minX, maxY - minY, 1e-6))
+        let centreX = (minX + maxX) / 2, centreY = (minY + maxY) / 2
+        self.strokes = strokes.map { stroke in
+            GlyphStroke(kind: stroke.kind, points: stroke.points.map {
+                GlyphPoint(x: 0.5 + grow * ($0.x - centreX), y: 0.5 + grow * ($0.y - centreY))
+            })
+        }
     }
 
     /// The glyph as one writer draws it: `size`×`size` bytes, 255 on the stroke, 0 on the background.
     ///
-    /// The writer moves each control point a little (normal, σ = 0.02), applies an affine map about the
-    /// centre (rotation ±10°, scale 0.85–1.1 per axis, shear ±0.15, translation ±0.06), and draws with a
+    /// The writer moves each control point a little (normal, σ = 0.025), applies an affine map about the
+    /// centre (rotation ±10°, scale 0.88–1.08 and ±5 % per axis, shear ±0.15, translation ±0.07), and draws with a
     /// pen of half-width 0.7–1.3 pixels (±10 % per stroke). Coverage is the analytic box-filtered
     /// distance to the nearest segment, `clamp(r + 0.5 − d, 0, 1)`, so edges are antialiased.
     func render(seed: UInt64, classIndex: Int, writer: Int, size: Int) -> [UInt8] {
@@ -80,7 +91,7 @@ struct Glyph: Equatable, Sendable {
         let scale = g.uniform(0.88, 1.08)
         let scaleX = scale * g.uniform(0.95, 1.05), scaleY = scale * g.uniform(0.95, 1.05)
         let shear = g.uniform(-0.15, 0.15)
-        let shiftX = g.uniform(-0.06, 0.06), shiftY = g.uniform(-0.06, 0.06)
+        let shiftX = g.uniform(-0.07, 0.07), shiftY = g.uniform(-0.07, 0.07)
         let penRadius = g.uniform(0.7, 1.3)
         let cosA = cos(angle), sinA = sin(angle)
         // Unit square → pixels, keeping a margin of 1/14 of the image on each side before jitter.
@@ -98,7 +109,7 @@ struct Glyph: Equatable, Sendable {
             for stroke in strokes {
                 let radius = penRadius * g.uniform(0.9, 1.1)
                 let points = stroke.points.map { p in
-                    place(GlyphPoint(x: p.x + 0.02 * Double(g.nextNormal()), y: p.y + 0.02 * Double(g.nextNormal())))
+                    place(GlyphPoint(x: p.x + 0.025 * Double(g.nextNormal()), y: p.y + 0.025 * Double(g.nextNormal())))
                 }
                 var path: [GlyphPoint] = []
                 switch stroke.kind {
