@@ -199,7 +199,8 @@ enum PixelConversion {
             }
             for c in 0..<channels {
                 guard mean[c].isFinite else {
-                    throw DataError.invalidEpisodeSettings("normalisation mean \(mean[c]) of channel \(c) is not finite")
+                    throw DataError.invalidEpisodeSettings(
+                        "normalisation mean \(mean[c]) of channel \(c) is not finite")
                 }
                 guard std[c].isFinite, std[c] > 0 else {
                     throw DataError.invalidEpisodeSettings(

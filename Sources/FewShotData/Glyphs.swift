@@ -82,8 +82,8 @@ struct Glyph: Equatable, Sendable {
     /// The glyph as one writer draws it: `size`×`size` bytes, 255 on the stroke, 0 on the background.
     ///
     /// The writer moves each control point a little (normal, σ = 0.025), applies an affine map about the
-    /// centre (rotation ±10°, scale 0.88–1.08 and ±5 % per axis, shear ±0.15, translation ±0.07), and draws with a
-    /// pen of half-width 0.7–1.3 pixels (±10 % per stroke). Coverage is the analytic box-filtered
+    /// centre (rotation ±10°, scale 0.88–1.08 and ±5 % per axis, shear ±0.15, translation ±0.07), and
+    /// draws with a pen of half-width 0.7–1.3 pixels (±10 % per stroke). Coverage is the analytic box-filtered
     /// distance to the nearest segment, `clamp(r + 0.5 − d, 0, 1)`, so edges are antialiased.
     func render(seed: UInt64, classIndex: Int, writer: Int, size: Int) -> [UInt8] {
         var g = SeededGenerator(seed: seed, "writer", .int(classIndex), .int(writer))
