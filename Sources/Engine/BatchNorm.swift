@@ -105,7 +105,7 @@ extension Tensor {
     }
 
     /// The same gradient built from differentiable operations (for `createGraph`).
-    private static func batchNormGradientGraph(_ g: Tensor, _ x: Tensor, _ gamma: Tensor, epsilon: Float) -> [Tensor?] {
+    static func batchNormGradientGraph(_ g: Tensor, _ x: Tensor, _ gamma: Tensor, epsilon: Float) -> [Tensor?] {
         let c = x.shape[1]
         let axes = x.rank == 4 ? [0, 2, 3] : [0]
         let cs = x.channelShape(c)

@@ -89,6 +89,14 @@ public final class Conv4: FunctionalModel {
             h = Layers.conv(h, p, prefix + ".conv", stride: downsampling == .strided ? 2 : 1, padding: 1)
             let given: ChannelStatistics?
             if case .given(let all) = normalization { given = all[i - 1] } else { given = nil }
+            if given == nil && downsampling == .maxPool {
+                // batch norm → ReLU → max-pool in one fused operation (relu∘pool = pool∘relu).
+                let r = Tensor.batchNormMaxPoolReLU(h, scale: p.require(prefix + ".bn.weight"),
+                                                    offset: p.require(prefix + ".bn.bias"))
+                stats.append(ChannelStatistics(mean: r.mean, variance: r.variance))
+                h = r.output
+                continue
+            }
             let (y, s) = Layers.batchNorm(h, p, prefix + ".bn", statistics: given)
             if let s { stats.append(s) }
             // relu(maxpool(y)) equals maxpool(relu(y)), values and gradients, at a quarter of the cost.
