@@ -1,6 +1,6 @@
-// STUB — to be replaced by the episode-sampling work.
-
 /// How episode pixels are scaled: [0, 1], or standardised per channel.
+///
+/// With `.meanStd`, channel `c` of a byte `b` becomes `(b / 255 - mean[c]) / std[c]`.
 public enum Normalization: Sendable, Equatable, Codable {
     case none
     case meanStd(mean: [Float], std: [Float])
@@ -22,21 +22,81 @@ public struct EpisodeSettings: Sendable, Equatable, Codable {
 }
 
 /// Samples episodes from a split; episode `index` is a pure function of (seed, split, settings, index).
+///
+/// An episode draws `ways` distinct classes of the split, gives them the labels `0..<ways` in random
+/// order (`classIndices[label]` is the split class), then draws `shots + queriesPerClass` distinct images
+/// of each class: the first `shots` go to the support set, the rest to the query set.
+///
+/// Both sets are ordered class-major: all images of label 0, then all of label 1, and so on, so support
+/// image `i` has label `i / shots` and query image `i` has label `i / queriesPerClass`.
+///
+/// Nothing is shared between episodes (each draws from its own generator, named by the seed, the split's
+/// name, the ways, shots, queries and the index), so every learner sees the same evaluation episodes and
+/// episodes can be made concurrently, in any order.
 public struct EpisodeSampler: Sendable {
     public let split: Split
     public let imageShape: ImageShape
     public let settings: EpisodeSettings
     public let seed: UInt64
+    /// `channels × 256` values: the float each byte of each channel becomes.
+    private let table: [Float]
 
-    /// Throws when the split has fewer classes than ways, or a class fewer images than shots + queries.
+    /// Throws when the settings are invalid, the split has fewer classes than ways, or a class has fewer
+    /// images than shots + queries.
     public init(split: Split, imageShape: ImageShape, settings: EpisodeSettings, seed: UInt64) throws {
+        guard settings.ways >= 2 else {
+            throw DataError.invalidEpisodeSettings("ways must be at least 2 (got \(settings.ways))")
+        }
+        guard settings.shots >= 1 else {
+            throw DataError.invalidEpisodeSettings("shots must be at least 1 (got \(settings.shots))")
+        }
+        guard settings.queriesPerClass >= 1 else {
+            throw DataError.invalidEpisodeSettings(
+                "queries per class must be at least 1 (got \(settings.queriesPerClass))")
+        }
+        try PixelConversion.validate(split: split, imageShape: imageShape)
+        guard split.classes.count >= settings.ways else {
+            throw DataError.notEnoughClasses(split: split.name, ways: settings.ways, available: split.classes.count)
+        }
+        let needed = settings.shots + settings.queriesPerClass
+        if let small = split.classes.first(where: { $0.count < needed }) {
+            throw DataError.notEnoughImages(split: split.name, className: small.name, needed: needed,
+                                            available: small.count)
+        }
+        self.table = try PixelConversion.table(settings.normalization, channels: imageShape.channels)
         self.split = split
         self.imageShape = imageShape
         self.settings = settings
         self.seed = seed
     }
 
-    public func episode(_ index: Int) -> Episode { fatalError("stub") }
+    /// Episode `index`: the same value for the same seed, split name, settings and index.
+    public func episode(_ index: Int) -> Episode {
+        let ways = settings.ways, shots = settings.shots, queries = settings.queriesPerClass
+        var generator = SeededGenerator(seed: seed, "episode", .string(split.name),
+                                        .int(ways), .int(shots), .int(queries), .int(index))
+        let classIndices = generator.sample(ways, from: split.classes.count)
+        var supportImages: [(ImageClass, Int)] = []
+        var queryImages: [(ImageClass, Int)] = []
+        supportImages.reserveCapacity(ways * shots)
+        queryImages.reserveCapacity(ways * queries)
+        for classIndex in classIndices {
+            let imageClass = split.classes[classIndex]
+            let chosen = generator.sample(shots + queries, from: imageClass.count)
+            for image in chosen[..<shots] { supportImages.append((imageClass, image)) }
+            for image in chosen[shots...] { queryImages.append((imageClass, image)) }
+        }
+        let support = LabelledImages(
+            shape: imageShape,
+            pixels: PixelConversion.convert(supportImages, shape: imageShape, table: table),
+            labels: (0..<ways).flatMap { Array(repeating: $0, count: shots) })
+        let query = LabelledImages(
+            shape: imageShape,
+            pixels: PixelConversion.convert(queryImages, shape: imageShape, table: table),
+            labels: (0..<ways).flatMap { Array(repeating: $0, count: queries) })
+        return Episode(ways: ways, shots: shots, queriesPerClass: queries, support: support, query: query,
+                       classIndices: classIndices)
+    }
 
     /// Episodes `iteration * size ..< (iteration + 1) * size`.
     public func metaBatch(_ iteration: Int, size: Int) -> [Episode] {
@@ -45,13 +105,29 @@ public struct EpisodeSampler: Sendable {
 }
 
 /// Samples plain labelled batches over all classes of a split (labels are the split's class indices).
+///
+/// Each image of a batch is drawn uniformly, with replacement, over all images of the split, so a class
+/// is drawn in proportion to its number of images.
 public struct ClassificationSampler: Sendable {
     public let split: Split
     public let imageShape: ImageShape
     public let normalization: Normalization
     public let seed: UInt64
+    private let table: [Float]
+    /// `cumulativeCounts[c]` is the number of images in classes `0..<c`; the last entry is the total.
+    private let cumulativeCounts: [Int]
 
+    /// Throws when the split has no images, its pixels do not match `imageShape`, or the normalisation
+    /// does not fit the channels.
     public init(split: Split, imageShape: ImageShape, normalization: Normalization = .none, seed: UInt64) throws {
+        try PixelConversion.validate(split: split, imageShape: imageShape)
+        var cumulative = [0]
+        for imageClass in split.classes { cumulative.append(cumulative[cumulative.count - 1] + imageClass.count) }
+        guard cumulative[cumulative.count - 1] > 0 else {
+            throw DataError.invalidEpisodeSettings("split '\(split.name)' has no images to sample batches from")
+        }
+        self.table = try PixelConversion.table(normalization, channels: imageShape.channels)
+        self.cumulativeCounts = cumulative
         self.split = split
         self.imageShape = imageShape
         self.normalization = normalization
@@ -59,5 +135,106 @@ public struct ClassificationSampler: Sendable {
     }
 
     /// Batch `iteration` of `size` images: a pure function of (seed, split, iteration, size).
-    public func batch(_ iteration: Int, size: Int) -> LabelledImages { fatalError("stub") }
+    ///
+    /// A `size` below 1 gives an empty batch.
+    public func batch(_ iteration: Int, size: Int) -> LabelledImages {
+        let size = max(size, 0)
+        var generator = SeededGenerator(seed: seed, "classification", .string(split.name),
+                                        .int(iteration), .int(size))
+        let total = cumulativeCounts[cumulativeCounts.count - 1]
+        var images: [(ImageClass, Int)] = []
+        var labels: [Int] = []
+        images.reserveCapacity(size)
+        labels.reserveCapacity(size)
+        for _ in 0..<size {
+            let flat = generator.nextInt(below: total)
+            let classIndex = Self.classContaining(flat, cumulative: cumulativeCounts)
+            images.append((split.classes[classIndex], flat - cumulativeCounts[classIndex]))
+            labels.append(classIndex)
+        }
+        return LabelledImages(shape: imageShape,
+                              pixels: PixelConversion.convert(images, shape: imageShape, table: table),
+                              labels: labels)
+    }
+
+    /// The class `c` with `cumulative[c] <= flat < cumulative[c + 1]` (binary search).
+    private static func classContaining(_ flat: Int, cumulative: [Int]) -> Int {
+        var low = 0, high = cumulative.count - 1   // cumulative[low] <= flat < cumulative[high]
+        while high - low > 1 {
+            let mid = (low + high) / 2
+            if cumulative[mid] <= flat { low = mid } else { high = mid }
+        }
+        return low
+    }
+}
+
+/// Byte-to-float conversion shared by the samplers: a lookup table per channel, written straight into
+/// one preallocated array.
+enum PixelConversion {
+    /// Checks that the shape is valid and every class holds `count × shape.count` bytes.
+    static func validate(split: Split, imageShape: ImageShape) throws {
+        guard imageShape.channels >= 1, imageShape.height >= 1, imageShape.width >= 1 else {
+            throw DataError.invalidEpisodeSettings("image shape \(imageShape) has an empty dimension")
+        }
+        for imageClass in split.classes where imageClass.pixels.count != imageClass.count * imageShape.count {
+            throw DataError.invalidEpisodeSettings(
+                "class '\(imageClass.name)' of split '\(split.name)' holds \(imageClass.pixels.count) bytes, "
+                + "but \(imageClass.count) images of \(imageShape) need \(imageClass.count * imageShape.count)")
+        }
+    }
+
+    /// `channels × 256` floats: entry `c * 256 + b` is what byte `b` of channel `c` becomes.
+    static func table(_ normalization: Normalization, channels: Int) throws -> [Float] {
+        var table = [Float](repeating: 0, count: channels * 256)
+        switch normalization {
+        case .none:
+            for c in 0..<channels {
+                for b in 0..<256 { table[c * 256 + b] = Float(b) / 255 }
+            }
+        case .meanStd(let mean, let std):
+            guard mean.count == channels, std.count == channels else {
+                throw DataError.invalidEpisodeSettings(
+                    "normalisation has \(mean.count) means and \(std.count) standard deviations, "
+                    + "but the images have \(channels) channel\(channels == 1 ? "" : "s")")
+            }
+            for c in 0..<channels {
+                guard mean[c].isFinite else {
+                    throw DataError.invalidEpisodeSettings(
+                        "normalisation mean \(mean[c]) of channel \(c) is not finite")
+                }
+                guard std[c].isFinite, std[c] > 0 else {
+                    throw DataError.invalidEpisodeSettings(
+                        "normalisation standard deviation \(std[c]) of channel \(c) must be positive")
+                }
+                for b in 0..<256 { table[c * 256 + b] = (Float(b) / 255 - mean[c]) / std[c] }
+            }
+        }
+        return table
+    }
+
+    /// The images `(class, image index)` as float NCHW values, one after another.
+    static func convert(_ images: [(ImageClass, Int)], shape: ImageShape, table: [Float]) -> [Float] {
+        let imageSize = shape.count
+        let plane = shape.height * shape.width
+        let channels = shape.channels
+        return [Float](unsafeUninitializedCapacity: images.count * imageSize) { output, initialized in
+            table.withUnsafeBufferPointer { table in
+                for (n, (imageClass, image)) in images.enumerated() {
+                    precondition(image >= 0 && image < imageClass.count, "image index out of range")
+                    imageClass.pixels.withUnsafeBufferPointer { bytes in
+                        let source = bytes.baseAddress! + image * imageSize
+                        let destination = output.baseAddress! + n * imageSize
+                        for c in 0..<channels {
+                            let lookup = table.baseAddress! + c * 256
+                            let offset = c * plane
+                            for p in 0..<plane {
+                                (destination + offset + p).initialize(to: lookup[Int(source[offset + p])])
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = images.count * imageSize
+        }
+    }
 }
