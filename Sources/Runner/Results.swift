@@ -28,10 +28,27 @@ public struct CurvePoint: Sendable, Codable, Equatable {
 }
 
 /// Hyperparameter values stored as plain JSON scalars (`{"inner_lr": 0.4, "first_order": true}`).
+///
+/// JSON does not tell `2` from `2.0`, so equality treats an int and a double of the same value as equal
+/// (a learner's spec decides the type; `HyperParameters` accepts an int where a double is expected).
 public struct HyperParameterValues: Sendable, Codable, Equatable {
     public var values: [String: HyperValue]
 
     public init(_ values: [String: HyperValue]) { self.values = values }
+
+    public static func == (a: HyperParameterValues, b: HyperParameterValues) -> Bool {
+        guard a.values.count == b.values.count else { return false }
+        for (key, x) in a.values {
+            guard let y = b.values[key] else { return false }
+            switch (x, y) {
+            case (.int(let i), .double(let d)), (.double(let d), .int(let i)):
+                if Double(i) != d { return false }
+            default:
+                if x != y { return false }
+            }
+        }
+        return true
+    }
 
     private struct Key: CodingKey {
         var stringValue: String

@@ -363,17 +363,20 @@ public final class SuiteRunner {
         return outcome
     }
 
-    /// Queries whose largest logit (the first, on ties) is at their label.
+    /// Queries whose largest logit (the first, on ties; NaN logits never win) is at their label.
     static func correctCount(logits: [Float], labels: [Int], ways: Int) -> Int {
         var correct = 0
         for (row, label) in labels.enumerated() {
-            var best = 0
-            var bestValue = logits[row * ways]
-            for column in 1..<max(ways, 1) where logits[row * ways + column] > bestValue {
-                best = column
-                bestValue = logits[row * ways + column]
+            var best = -1
+            var bestValue = -Float.infinity
+            for column in 0..<ways {
+                let value = logits[row * ways + column]
+                if !value.isNaN, best < 0 || value > bestValue {
+                    best = column
+                    bestValue = value
+                }
             }
-            if best == label { correct += 1 }
+            if best >= 0, best == label { correct += 1 }
         }
         return correct
     }
