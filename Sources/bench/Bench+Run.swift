@@ -91,7 +91,12 @@ extension Bench {
         func run() throws {
             let suite = try options.loadSuite()
             let storedPath = stored ?? RunOptions.defaultOutputDirectory(for: suite) + "/results.json"
-            let storedResults = try ResultSet.load(storedPath)
+            let storedResults: ResultSet
+            do {
+                storedResults = try ResultSet.load(storedPath)
+            } catch {
+                throw ValidationError("\(error)\n(record results first: bench run --suite \(options.suite) --output \((storedPath as NSString).deletingLastPathComponent))")
+            }
             let folder = FileManager.default.temporaryDirectory
                 .appendingPathComponent("metabench-check-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: folder) }
