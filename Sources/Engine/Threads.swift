@@ -1,9 +1,44 @@
-// STUB — the engine's thread control; implemented with the engine.
+import Foundation
 
-/// How many threads the engine computes with (BLAS threads or parallel tasks, never both at once).
+/// How many threads the engine computes with: OpenBLAS threads for one task, or the same number of
+/// parallel tasks (each with single-threaded BLAS) — never both at once.
 public enum ComputeThreads {
-    /// The thread count in use.
-    public static var count: Int { 1 }
-    /// Sets the thread count (1 or more).
-    public static func set(_ count: Int) {}
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var _count: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// The thread count in use (2 or the machine's cores, whichever is fewer, unless set).
+    public static var count: Int {
+        lock.lock(); defer { lock.unlock() }
+        return _count
+    }
+
+    /// Sets the thread count (values below 1 count as 1).
+    public static func set(_ count: Int) {
+        lock.lock()
+        _count = max(1, count)
+        lock.unlock()
+        BLAS.setThreads(max(1, count))
+    }
+
+    /// Runs `body(i)` for i in 0..<n on up to `count` threads, BLAS single-threaded meanwhile; results
+    /// are returned in index order, so what follows is independent of scheduling.
+    public static func map<T>(_ n: Int, _ body: (Int) throws -> T) rethrows -> [T] {
+        let threads = min(count, n)
+        if threads <= 1 { return try (0..<n).map(body) }
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(count) }
+        var results = [Result<T, Error>?](repeating: nil, count: n)
+        let resultsLock = NSLock()
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                var i = worker
+                while i < n {
+                    let r = Result { try body(i) }
+                    resultsLock.lock(); results[i] = r; resultsLock.unlock()
+                    i += threads
+                }
+            }
+        }
+        return try results.map { try $0!.get() }
+    }
 }

@@ -13,6 +13,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case invalidEpisodeSettings(String)
     case imageDecoding(file: String, dataset: String, reason: String)
     case hdf5(String)
+    case invalidOptions(String)
 
     public var description: String {
         switch self {
@@ -38,6 +39,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
             return "\(file): cannot decode an image of '\(dataset)': \(reason)"
         case .hdf5(let message):
             return message
+        case .invalidOptions(let reason):
+            return "invalid load options: \(reason)"
         }
     }
 }

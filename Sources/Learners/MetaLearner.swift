@@ -14,9 +14,15 @@ public struct LearnerSetting: Sendable, Equatable {
     public var trainClassCount: Int
     /// Fixes the learner's initialisation and any randomness of its own.
     public var seed: UInt64
+    /// Episodes per meta-training iteration (the meta-batch).
+    public var metaBatch: Int
+    /// Meta-training iterations planned (for schedules such as Reptile's annealed step size).
+    public var iterations: Int
 
     public init(imageShape: ImageShape, ways: Int, shots: Int, queriesPerClass: Int, trainWays: Int,
-                trainClassCount: Int, seed: UInt64) {
+                trainClassCount: Int, seed: UInt64, metaBatch: Int = 1, iterations: Int = 1) {
+        self.metaBatch = metaBatch
+        self.iterations = iterations
         self.imageShape = imageShape
         self.ways = ways
         self.shots = shots

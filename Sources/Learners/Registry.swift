@@ -62,4 +62,6 @@ public struct LearnerRegistry {
 
 /// The registration lines: one per learner.
 let builtInLearners: [LearnerDescriptor] = [
+    MAML.descriptor(firstOrder: false),
+    MAML.descriptor(firstOrder: true),
 ]

@@ -1,0 +1,251 @@
+/// 2-D convolution through im2col and OpenBLAS sgemm, max-pooling, and their gradients.
+///
+/// The convolution's two gradients are operations of their own, each differentiable in terms of the
+/// three (all three are bilinear), so convolutions support gradients of any order.
+
+/// The sizes of one convolution.
+struct ConvGeometry: Equatable {
+    let n, c, h, w, o, kh, kw, stride, pad: Int
+    var ho: Int { (h + 2 * pad - kh) / stride + 1 }
+    var wo: Int { (w + 2 * pad - kw) / stride + 1 }
+    var colRows: Int { c * kh * kw }
+    var colCols: Int { n * ho * wo }
+
+    init(input: [Int], weight: [Int], stride: Int, pad: Int) {
+        precondition(input.count == 4 && weight.count == 4, "conv2d needs NCHW input and OIHW weights")
+        precondition(input[1] == weight[1], "conv2d: input has \(input[1]) channels, weights expect \(weight[1])")
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        (o, kh, kw) = (weight[0], weight[2], weight[3])
+        (self.stride, self.pad) = (stride, pad)
+        precondition(stride >= 1 && h + 2 * pad >= kh && w + 2 * pad >= kw, "conv2d: kernel larger than padded input")
+    }
+}
+
+/// cols[(c·kh + i)·kw + j][(n·ho + y)·wo + x] = input[n, c, y·s − p + i, x·s − p + j] (0 outside).
+private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, _ pc: UnsafeMutablePointer<Float>) {
+    let ho = g.ho, wo = g.wo, cols = g.colCols
+    for c in 0..<g.c {
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = pc + ((c * g.kh + i) * g.kw + j) * cols
+                // Output columns x whose input column x·s − p + j lies inside 0..<w.
+                let xLo = j >= g.pad ? 0 : (g.pad - j + g.stride - 1) / g.stride
+                let xHi = Swift.min(wo, g.w + g.pad - j <= 0 ? 0 : (g.w + g.pad - j - 1) / g.stride + 1)
+                for n in 0..<g.n {
+                    let plane = px + (n * g.c + c) * g.h * g.w
+                    for y in 0..<ho {
+                        let dst = row + (n * ho + y) * wo
+                        let iy = y * g.stride - g.pad + i
+                        if iy < 0 || iy >= g.h || xLo >= xHi {
+                            dst.update(repeating: 0, count: wo)
+                            continue
+                        }
+                        if xLo > 0 { dst.update(repeating: 0, count: xLo) }
+                        let src = plane + iy * g.w - g.pad + j
+                        if g.stride == 1 {
+                            (dst + xLo).update(from: src + xLo, count: xHi - xLo)
+                        } else {
+                            for x in xLo..<xHi { dst[x] = src[x * g.stride] }
+                        }
+                        if xHi < wo { (dst + xHi).update(repeating: 0, count: wo - xHi) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: adds each column entry back into the input position it was copied from.
+private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, _ px: UnsafeMutablePointer<Float>) {
+    let ho = g.ho, wo = g.wo, cols = g.colCols
+    for c in 0..<g.c {
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let row = pc + ((c * g.kh + i) * g.kw + j) * cols
+                let xLo = j >= g.pad ? 0 : (g.pad - j + g.stride - 1) / g.stride
+                let xHi = Swift.min(wo, g.w + g.pad - j <= 0 ? 0 : (g.w + g.pad - j - 1) / g.stride + 1)
+                if xLo >= xHi { continue }
+                for n in 0..<g.n {
+                    let plane = px + (n * g.c + c) * g.h * g.w
+                    for y in 0..<ho {
+                        let iy = y * g.stride - g.pad + i
+                        if iy < 0 || iy >= g.h { continue }
+                        let src = row + (n * ho + y) * wo
+                        let dst = plane + iy * g.w - g.pad + j
+                        if g.stride == 1 {
+                            for x in xLo..<xHi { dst[x] += src[x] }
+                        } else {
+                            for x in xLo..<xHi { dst[x * g.stride] += src[x] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [n, o, hw] → [o, n·hw].
+private func channelsFirst(_ p: UnsafePointer<Float>, n: Int, o: Int, hw: Int, _ out: UnsafeMutablePointer<Float>) {
+    for b in 0..<n {
+        for ch in 0..<o {
+            (out + ch * n * hw + b * hw).update(from: p + (b * o + ch) * hw, count: hw)
+        }
+    }
+}
+
+/// The convolution's forward product: [N, O, Ho, Wo] values for input x and weights w (no bias).
+private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
+    let hw = g.ho * g.wo
+    var cols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
+    var product = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
+    cols.withUnsafeMutableBufferPointer { pc in
+        x.withPointer { px in im2col(px, g, pc.baseAddress!) }
+        product.withUnsafeMutableBufferPointer { pp in
+            w.withPointer { pw in
+                BLAS.sgemm(transA: false, transB: false, m: g.o, n: g.colCols, k: g.colRows,
+                           a: pw, lda: g.colRows, b: pc.baseAddress!, ldb: g.colCols, c: pp.baseAddress!, ldc: g.colCols)
+            }
+        }
+    }
+    // [o, n·hw] → [n, o, hw], adding the bias on the way.
+    return product.withUnsafeBufferPointer { pp in
+        makeScalars(g.n * g.o * hw) { po in
+            for b in 0..<g.n {
+                for ch in 0..<g.o {
+                    let src = pp.baseAddress! + ch * g.colCols + b * hw
+                    let dst = po + (b * g.o + ch) * hw
+                    if let bias {
+                        let bv = bias.scalars[ch]
+                        for k in 0..<hw { dst[k] = src[k] + bv }
+                    } else {
+                        dst.update(from: src, count: hw)
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch's `conv2d`): input [N, C, H, W], weight
+    /// [O, C, kH, kW], optional bias [O]; output [N, O, Ho, Wo].
+    public static func conv2d(_ x: Tensor, weight w: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
+        let g = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, pad: padding)
+        if let bias { precondition(bias.shape == [g.o], "conv2d: bias shape \(bias.shape), expected [\(g.o)]") }
+        let out = convForward(x, w, g, bias: bias)
+        let inputs = bias.map { [x, w, $0] } ?? [x, w]
+        return record("conv2d", [g.n, g.o, g.ho, g.wo], out, inputs: inputs) { grad, _ in
+            var result: [Tensor?] = [
+                x.requiresGrad ? convInputGradient(grad, weight: w, geometry: g) : nil,
+                w.requiresGrad ? convWeightGradient(x, grad, geometry: g) : nil,
+            ]
+            if let bias { result.append(bias.requiresGrad ? grad.sum(axes: [0, 2, 3]) : nil) }
+            return result
+        }
+    }
+
+    /// The gradient of a convolution with respect to its input: col2im(Wᵀ · g).
+    static func convInputGradient(_ grad: Tensor, weight w: Tensor, geometry g: ConvGeometry) -> Tensor {
+        let hw = g.ho * g.wo
+        var gcol = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
+        gcol.withUnsafeMutableBufferPointer { p in grad.withPointer { channelsFirst($0, n: g.n, o: g.o, hw: hw, p.baseAddress!) } }
+        var dcols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
+        dcols.withUnsafeMutableBufferPointer { pd in
+            gcol.withUnsafeBufferPointer { pg in
+                w.withPointer { pw in
+                    BLAS.sgemm(transA: true, transB: false, m: g.colRows, n: g.colCols, k: g.o,
+                               a: pw, lda: g.colRows, b: pg.baseAddress!, ldb: g.colCols, c: pd.baseAddress!, ldc: g.colCols)
+                }
+            }
+        }
+        let out = dcols.withUnsafeBufferPointer { pd in
+            makeZeroedScalars(g.n * g.c * g.h * g.w) { px in col2im(pd.baseAddress!, g, px) }
+        }
+        return record("convInputGrad", [g.n, g.c, g.h, g.w], out, inputs: [grad, w]) { h, _ in
+            [grad.requiresGrad ? conv2d(h, weight: w, stride: g.stride, padding: g.pad) : nil,
+             w.requiresGrad ? convWeightGradient(h, grad, geometry: g) : nil]
+        }
+    }
+
+    /// The gradient of a convolution with respect to its weights: g · im2col(x)ᵀ.
+    static func convWeightGradient(_ x: Tensor, _ grad: Tensor, geometry g: ConvGeometry) -> Tensor {
+        let hw = g.ho * g.wo
+        var cols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
+        cols.withUnsafeMutableBufferPointer { pc in x.withPointer { im2col($0, g, pc.baseAddress!) } }
+        var gcol = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
+        gcol.withUnsafeMutableBufferPointer { p in grad.withPointer { channelsFirst($0, n: g.n, o: g.o, hw: hw, p.baseAddress!) } }
+        let out = cols.withUnsafeBufferPointer { pc in
+            gcol.withUnsafeBufferPointer { pg in
+                makeScalars(g.o * g.colRows) { pw in
+                    BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: g.colCols,
+                               a: pg.baseAddress!, lda: g.colCols, b: pc.baseAddress!, ldb: g.colCols, c: pw, ldc: g.colRows)
+                }
+            }
+        }
+        return record("convWeightGrad", [g.o, g.c, g.kh, g.kw], out, inputs: [x, grad]) { h, _ in
+            [x.requiresGrad ? convInputGradient(grad, weight: h, geometry: g) : nil,
+             grad.requiresGrad ? conv2d(x, weight: h, stride: g.stride, padding: g.pad) : nil]
+        }
+    }
+
+    /// Max-pooling over non-overlapping `size`×`size` windows (stride = size, remainder dropped, as
+    /// PyTorch's `max_pool2d(x, size)`). The gradient flows to the first maximum of each window.
+    public func maxPool2d(_ size: Int = 2) -> Tensor {
+        precondition(rank == 4, "maxPool2d needs NCHW input, got \(shape)")
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let ho = h / size, wo = w / size
+        var indices = [Int32](repeating: 0, count: n * c * ho * wo)
+        let out = withPointer { px in
+            indices.withUnsafeMutableBufferPointer { pi in
+                makeScalars(n * c * ho * wo) { po in
+                    for plane in 0..<(n * c) {
+                        let base = plane * h * w
+                        for y in 0..<ho {
+                            for x in 0..<wo {
+                                var bestIndex = base + (y * size) * w + x * size
+                                var best = px[bestIndex]
+                                for i in 0..<size {
+                                    for j in 0..<size {
+                                        let idx = base + (y * size + i) * w + x * size + j
+                                        if px[idx] > best { best = px[idx]; bestIndex = idx }
+                                    }
+                                }
+                                let o = (plane * ho + y) * wo + x
+                                po[o] = best
+                                pi[o] = Int32(bestIndex)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let inputShape = shape
+        return record("maxPool2d", [n, c, ho, wo], out, inputs: [self]) { g, _ in
+            [g.scatterFlat(indices, shape: inputShape)]
+        }
+    }
+
+    /// Zeros of `shape`, adding value i at flat position `indices[i]`.
+    func scatterFlat(_ indices: [Int32], shape outShape: [Int]) -> Tensor {
+        let out = withPointer { pg in
+            indices.withUnsafeBufferPointer { pi in
+                makeZeroedScalars(outShape.reduce(1, *)) { po in
+                    for i in 0..<count { po[Int(pi[i])] += pg[i] }
+                }
+            }
+        }
+        let myShape = shape
+        return record("scatterFlat", outShape, out, inputs: [self]) { h, _ in [h.gatherFlat(indices, shape: myShape)] }
+    }
+
+    /// Values at flat positions `indices`, shaped `shape`.
+    func gatherFlat(_ indices: [Int32], shape outShape: [Int]) -> Tensor {
+        let out = withPointer { px in
+            indices.withUnsafeBufferPointer { pi in
+                makeScalars(indices.count) { po in for i in 0..<indices.count { po[i] = px[Int(pi[i])] } }
+            }
+        }
+        let myShape = shape
+        return record("gatherFlat", outShape, out, inputs: [self]) { h, _ in [h.scatterFlat(indices, shape: myShape)] }
+    }
+}

@@ -1,0 +1,56 @@
+/// Makes a float array of `count` values written by `body` (no zero-fill first).
+@inline(__always)
+func makeScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if count > 0 { body(buffer.baseAddress!) }
+        initialized = count
+    }
+}
+
+/// A zero-filled float array of `count` values, then `body` writes into it.
+@inline(__always)
+func makeZeroedScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    var out = [Float](repeating: 0, count: count)
+    if count > 0 { out.withUnsafeMutableBufferPointer { body($0.baseAddress!) } }
+    return out
+}
+
+extension Tensor {
+    /// Reads the values through a pointer.
+    @inline(__always)
+    func withPointer<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
+        scalars.withUnsafeBufferPointer { body($0.baseAddress ?? UnsafePointer(bitPattern: 16)!) }
+    }
+}
+
+/// Row-major strides of a shape.
+func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i] = s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// The broadcast shape of two shapes (NumPy rules), or nil when they do not broadcast.
+public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let rank = max(a.count, b.count)
+    var out = [Int](repeating: 1, count: rank)
+    for i in 0..<rank {
+        let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+        let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+        if da == db || db == 1 { out[i] = da } else if da == 1 { out[i] = db } else { return nil }
+    }
+    return out
+}
+
+/// Strides of `shape` read as if broadcast to `target` (0 along broadcast dimensions).
+func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    let strides = contiguousStrides(shape)
+    let offset = target.count - shape.count
+    return (0..<target.count).map { i in
+        i < offset || shape[i - offset] == 1 ? 0 : strides[i - offset]
+    }
+}

@@ -1,0 +1,57 @@
+import Engine
+import FewShotData
+import Models
+
+extension LabelledImages {
+    /// The images as an NCHW tensor (a constant).
+    public var tensor: Tensor {
+        Tensor(shape: [count, shape.channels, shape.height, shape.width], scalars: pixels)
+    }
+}
+
+/// Fraction of rows of `logits` whose largest entry is at `labels`.
+public func accuracy(logits: Tensor, labels: [Int]) -> Float {
+    let predicted = logits.argmaxRows()
+    guard !labels.isEmpty else { return 0 }
+    return Float(zip(predicted, labels).filter { $0 == $1 }.count) / Float(labels.count)
+}
+
+/// Hyperparameters every Conv4-based learner shares.
+enum BackboneOptions {
+    static let specs: [HyperParameterSpec] = [
+        HyperParameterSpec("width", .int(64), "channels of each Conv4 block (64, or 32 for miniImageNet MAML)"),
+        HyperParameterSpec("downsampling", .string("maxpool"), "maxpool (2×2 max-pooling) or strided (stride-2 convolutions, MAML's Omniglot model)"),
+    ]
+
+    /// A Conv4 for the setting, initialised from the setting's seed.
+    static func conv4(_ p: HyperParameters, _ setting: LearnerSetting, classes: Int?, stream: String = "init") throws -> Conv4 {
+        let width = try p.int("width", atLeast: 1)
+        let down = try p.choice("downsampling", ["maxpool", "strided"])
+        var rng = SeededGenerator(seed: setting.seed, .string(stream))
+        let model = Conv4(inputChannels: setting.imageShape.channels, imageHeight: setting.imageShape.height,
+                          imageWidth: setting.imageShape.width, width: width,
+                          downsampling: down == "strided" ? .strided : .maxPool, classes: classes, using: &rng)
+        guard model.featureCount > 0 else {
+            throw HyperParameterError.invalid(learner: p.learner, key: "downsampling",
+                                              reason: "leaves no features for \(setting.imageShape) images")
+        }
+        return model
+    }
+}
+
+/// Fails a training step whose loss is not finite (the runner reports the cell as diverged).
+public struct DivergedError: Error, CustomStringConvertible {
+    public var iteration: Int
+    public var loss: Float
+    public init(iteration: Int, loss: Float) {
+        self.iteration = iteration
+        self.loss = loss
+    }
+    public var description: String { "diverged at iteration \(iteration): loss \(loss)" }
+}
+
+/// A classifier that applies a closure to the queries.
+struct ClosureClassifier: EpisodeClassifier {
+    let score: (Tensor) throws -> Tensor
+    func logits(queries: Tensor) throws -> Tensor { try withoutGradients { try score(queries) } }
+}
