@@ -132,8 +132,7 @@ public struct LearnerEntry: Sendable, Equatable {
 /// How long each learner meta-trains and how it is validated meanwhile.
 public struct TrainingBudget: Sendable, Equatable, Codable {
     public var iterations: Int
-    /// Episodes per meta-iteration, given to learners that declare a `meta_batch` hyperparameter (unless
-    /// the learner entry sets it).
+    /// Episodes per meta-iteration (`LearnerSetting.metaBatch`).
     public var metaBatch: Int
     /// Validate every this many iterations (0: never).
     public var validateEvery: Int

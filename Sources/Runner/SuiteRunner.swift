@@ -202,16 +202,9 @@ public final class SuiteRunner {
     func cellConfig(entry: LearnerEntry, setting: SettingSpec, seed: UInt64, evaluation: EvaluationSpec,
                     plan: DataPlan) throws -> CellConfig {
         var resolved = entry.hyperparameters
-        var specs: [HyperParameterSpec] = []
-        if let descriptor = try? registry.descriptor(named: entry.name) {
-            specs = descriptor.hyperparameters
-            // The suite's meta-batch goes to learners that declare one, unless the entry sets its own.
-            if resolved["meta_batch"] == nil, specs.contains(where: { $0.name == "meta_batch" && $0.kind == .int }) {
-                resolved["meta_batch"] = .int(suite.training.metaBatch)
-            }
-            if let full = try? HyperParameters(learner: entry.name, specs: specs, given: resolved) {
-                resolved = full.values
-            }
+        if let descriptor = try? registry.descriptor(named: entry.name),
+           let full = try? HyperParameters(learner: entry.name, specs: descriptor.hyperparameters, given: resolved) {
+            resolved = full.values
         }
         return CellConfig(learner: entry.name, label: entry.label, hyperparameters: HyperParameterValues(resolved),
                           setting: setting, seed: seed, training: suite.training, evaluation: evaluation,
@@ -244,7 +237,8 @@ public final class SuiteRunner {
         let learnerSetting = LearnerSetting(imageShape: plan.dataset.imageShape, ways: setting.ways,
                                             shots: setting.shots, queriesPerClass: setting.queries,
                                             trainWays: setting.trainWays, trainClassCount: plan.train.classes.count,
-                                            seed: seed)
+                                            seed: seed, metaBatch: config.training.metaBatch,
+                                            iterations: config.training.iterations)
         let learner = try descriptor.instantiate(config.hyperparameters.values, setting: learnerSetting)
         result.transductive = learner.isTransductive
 

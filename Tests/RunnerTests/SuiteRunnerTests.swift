@@ -41,9 +41,13 @@ final class SuiteRunnerTests: XCTestCase {
             XCTAssertEqual(cell.transductive, false)
             XCTAssertEqual(cell.threads, 1)
             XCTAssertNotNil(cell.adaptMillisecondsPerEpisode)
-            XCTAssertEqual(cell.config.hyperparameters.values["meta_batch"], .int(2), "the suite's meta_batch is passed on")
+            XCTAssertEqual(cell.config.hyperparameters.values["meta_batch"], .int(1), "defaults are filled in")
         }
         XCTAssertEqual(first.results.cells[0].config.hyperparameters.values["scale"], .double(2))
+        XCTAssertEqual(log.settings.map(\.metaBatch), [2, 2, 2, 2])
+        XCTAssertEqual(log.settings.map(\.iterations), [6, 6, 6, 6])
+        XCTAssertEqual(log.settings.map(\.seed), [0, 1, 0, 1])
+        XCTAssertEqual(log.settings.first?.trainClassCount, 8)
         XCTAssertEqual(first.results.cells[0].published, 50)
 
         // The evaluation episodes are the same for every learner: two identical learners score identically.

@@ -12,6 +12,7 @@ struct TestFailure: Error, CustomStringConvertible {
 final class LearnerLog {
     var made = 0
     var steps = 0
+    var settings: [LearnerSetting] = []
 }
 
 /// Nearest class mean on raw pixels; meta-training only draws episodes (to exercise the training source).
@@ -109,8 +110,9 @@ enum Fixtures {
                     HyperParameterSpec("first_order", .bool(false), "Unused."),
                     HyperParameterSpec("mode", .string("plain"), "Unused."),
                 ],
-                make: { hp, _ in
+                make: { hp, setting in
                     log.made += 1
+                    log.settings.append(setting)
                     return NearestMeanLearner(scale: try hp.positiveDouble("scale"), log: log)
                 }),
             LearnerDescriptor(name: "diverging", summary: "NaN loss.", paper: "", hyperparameters: [],
