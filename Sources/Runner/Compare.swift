@@ -1,0 +1,156 @@
+import Foundation
+
+/// How two results of the same cell relate.
+public enum Verdict: String, Sendable, Codable, Equatable {
+    /// Identical accuracy and per-episode results.
+    case same
+    /// The difference is within the combined 95% interval √(ciA² + ciB²).
+    case withinCI = "within CI"
+    /// The difference is larger than the combined interval.
+    case outsideCI = "outside CI"
+    /// One cell completed and the other diverged or failed, or both did not complete.
+    case statusDiffers = "status differs"
+}
+
+/// One cell present in both result sets.
+public struct CellComparison: Sendable, Equatable {
+    public var key: CellKey
+    public var a: CellResult
+    public var b: CellResult
+    /// B − A in percentage points (nil unless both completed).
+    public var difference: Double?
+    /// √(ciA² + ciB²), percent.
+    public var combinedCI: Double?
+    public var verdict: Verdict
+}
+
+/// The cell-by-cell difference between two result sets.
+public struct Comparison: Sendable {
+    public var cells: [CellComparison]
+    public var onlyInA: [CellKey]
+    public var onlyInB: [CellKey]
+
+    public init(_ a: ResultSet, _ b: ResultSet) {
+        let keysA = Set(a.cells.map(\.key)), keysB = Set(b.cells.map(\.key))
+        var cells: [CellComparison] = []
+        for cellA in a.cells {
+            guard let cellB = b.cell(cellA.key) else { continue }
+            cells.append(Comparison.compare(cellA, cellB))
+        }
+        self.cells = cells
+        onlyInA = a.cells.map(\.key).filter { !keysB.contains($0) }
+        onlyInB = b.cells.map(\.key).filter { !keysA.contains($0) }
+    }
+
+    static func compare(_ a: CellResult, _ b: CellResult) -> CellComparison {
+        guard a.status == .completed, b.status == .completed, let accA = a.accuracy, let accB = b.accuracy else {
+            let same = a.status == b.status && a.status != .completed
+            return CellComparison(key: a.key, a: a, b: b, difference: nil, combinedCI: nil,
+                                  verdict: same ? .same : .statusDiffers)
+        }
+        let combined = ((a.ci95 ?? 0) * (a.ci95 ?? 0) + (b.ci95 ?? 0) * (b.ci95 ?? 0)).squareRoot()
+        let difference = accB - accA
+        let verdict: Verdict
+        if accA == accB && a.episodeCorrect == b.episodeCorrect {
+            verdict = .same
+        } else if abs(difference) <= combined {
+            verdict = .withinCI
+        } else {
+            verdict = .outsideCI
+        }
+        return CellComparison(key: a.key, a: a, b: b, difference: difference, combinedCI: combined, verdict: verdict)
+    }
+
+    static func accuracyText(_ cell: CellResult) -> String {
+        switch cell.status {
+        case .completed: return cell.accuracy.map { "\(Format.fixed($0, 2)) ± \(Format.fixed(cell.ci95 ?? 0, 2))" } ?? "–"
+        case .diverged: return "diverged"
+        case .failed: return "failed"
+        }
+    }
+
+    /// A table: cell, accuracy A, accuracy B, difference, verdict; then the cells only one set has.
+    public func render(nameA: String = "A", nameB: String = "B") -> String {
+        let headers = ["Cell", nameA, nameB, "B − A", "Verdict"]
+        let rows = cells.map { c -> [String] in
+            [c.key.description, Self.accuracyText(c.a), Self.accuracyText(c.b),
+             c.difference.map { ($0 >= 0 ? "+" : "") + Format.fixed($0, 2) } ?? "–", c.verdict.rawValue]
+        }
+        let widths = headers.indices.map { i in ([headers[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
+        func line(_ values: [String]) -> String {
+            values.enumerated().map { i, v in i == 0 || i == 4 ? v.rightPadded(to: widths[i]) : v.leftPadded(to: widths[i]) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        var text = line(headers) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+        for row in rows { text += line(row) + "\n" }
+        if !onlyInA.isEmpty { text += "\nOnly in \(nameA): " + onlyInA.map(\.description).joined(separator: ", ") + "\n" }
+        if !onlyInB.isEmpty { text += "\nOnly in \(nameB): " + onlyInB.map(\.description).joined(separator: ", ") + "\n" }
+        let counts = Dictionary(grouping: cells, by: \.verdict).mapValues(\.count)
+        text += "\n" + [Verdict.same, .withinCI, .outsideCI, .statusDiffers].compactMap { v in
+            counts[v].map { "\($0) \(v.rawValue)" }
+        }.joined(separator: ", ") + "\n"
+        return text
+    }
+}
+
+/// The outcome of `bench check`: a fresh run compared with stored results.
+public struct CheckOutcome: Sendable {
+    /// Whether every cell had to match exactly (same seeds and threads, suite marked `exact`).
+    public var exact: Bool
+    public var matched: Int
+    /// One line per failing cell, saying why.
+    public var failures: [String]
+
+    public var passed: Bool { failures.isEmpty }
+
+    public var summary: String {
+        if passed {
+            return "check passed: \(matched) cells match" + (exact ? " exactly" : " within their confidence intervals")
+        }
+        return "check failed: \(failures.count) of \(failures.count + matched) cells differ"
+            + (exact ? " (exact comparison)" : " (confidence-interval comparison)")
+    }
+}
+
+/// Compares a fresh run with stored results.
+public enum RegressionCheck {
+    /// Exact when the suite says `exact: true` and seeds and thread count match the stored set; then every
+    /// cell's accuracy and per-episode results must be identical. Otherwise a cell fails when its accuracy
+    /// is outside the combined interval. Stored cells the fresh run did not select are ignored; a fresh
+    /// cell with no stored counterpart, or a different configuration, fails.
+    public static func check(fresh: ResultSet, stored: ResultSet) -> CheckOutcome {
+        let exact = fresh.exact && fresh.threads == stored.threads && fresh.seeds == stored.seeds
+        var failures: [String] = []
+        var matched = 0
+        for cell in fresh.cells {
+            guard let old = stored.cell(cell.key) else {
+                failures.append("\(cell.key): no stored result (run `bench run` to record one)")
+                continue
+            }
+            if old.fingerprint != cell.fingerprint {
+                failures.append("\(cell.key): the configuration differs from the stored one (learner, hyperparameters, budget, evaluation or dataset changed; rerun `bench run` to update the stored results)")
+                continue
+            }
+            let c = Comparison.compare(old, cell)
+            let stored = Comparison.accuracyText(old), now = Comparison.accuracyText(cell)
+            if exact {
+                if c.verdict == .same && old.accuracy == cell.accuracy {
+                    matched += 1
+                } else {
+                    let firstDifferent = zip(old.episodeCorrect, cell.episodeCorrect).enumerated()
+                        .first { $0.element.0 != $0.element.1 }.map { " (first differing episode: \($0.offset))" } ?? ""
+                    failures.append("\(cell.key): stored \(stored), now \(now): not identical\(firstDifferent)")
+                }
+            } else {
+                switch c.verdict {
+                case .same, .withinCI: matched += 1
+                case .outsideCI:
+                    failures.append("\(cell.key): stored \(stored), now \(now): difference \(Format.fixed(c.difference ?? 0, 2)) outside the combined interval ±\(Format.fixed(c.combinedCI ?? 0, 2))")
+                case .statusDiffers:
+                    failures.append("\(cell.key): stored \(stored), now \(now)")
+                }
+            }
+        }
+        return CheckOutcome(exact: exact, matched: matched, failures: failures)
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+
+/// One row of a report: a learner in a setting, its seeds pooled.
+public struct ReportRow: Sendable, Equatable {
+    public var label: String
+    public var learner: String
+    public var setting: String
+    public var seeds: Int
+    /// Cells completed, diverged and failed.
+    public var completed: Int
+    public var diverged: Int
+    public var failed: Int
+    /// Mean accuracy (percent) over the episodes of every completed seed.
+    public var accuracy: Double?
+    /// 1.96·σ/√n over those episodes, percent.
+    public var ci95: Double?
+    public var published: Double?
+    /// Mean over seeds.
+    public var trainingSeconds: Double?
+    public var adaptMilliseconds: Double?
+    /// Largest over seeds.
+    public var peakResidentBytes: Int?
+    public var transductive: Bool?
+    /// The failure messages, or where cells diverged.
+    public var problems: [String]
+
+    /// The accuracy cell of a table: `97.20 ± 0.85`, or `diverged` / `failed`.
+    public var accuracyText: String {
+        if let accuracy, let ci95 { return "\(Format.fixed(accuracy, 2)) ± \(Format.fixed(ci95, 2))" }
+        if failed > 0 { return "failed" }
+        if diverged > 0 { return "diverged" }
+        return "–"
+    }
+}
+
+/// The reports of a result set: a terminal table, REPORT.md, results.csv, results.json and the learning curves.
+public enum Report {
+    /// Rows in suite order: learners as they appear, settings as they appear.
+    public static func rows(_ results: ResultSet) -> [ReportRow] {
+        var groups: [String: [CellResult]] = [:]
+        for cell in results.cells {
+            groups[cell.config.label + "\u{0}" + cell.config.setting.id, default: []].append(cell)
+        }
+        // Settings as the suite runs them, learners as they appear within.
+        let settingOrder = results.cells.map(\.config.setting.id).uniqued()
+        let labelOrder = results.cells.map(\.config.label).uniqued()
+        let order = settingOrder.flatMap { setting in
+            labelOrder.filter { groups[$0 + "\u{0}" + setting] != nil }.map { ($0, setting) }
+        }
+        return order.map { label, setting in
+            let cells = groups[label + "\u{0}" + setting] ?? []
+            let done = cells.filter { $0.status == .completed }
+            let episodes = done.flatMap(\.episodeAccuracies)
+            var problems: [String] = []
+            for cell in cells where cell.status != .completed {
+                problems.append("seed \(cell.config.seed): " + (cell.message ?? cell.status.rawValue))
+            }
+            return ReportRow(
+                label: label, learner: cells.first?.config.learner ?? label, setting: setting, seeds: cells.count,
+                completed: done.count, diverged: cells.filter { $0.status == .diverged }.count,
+                failed: cells.filter { $0.status == .failed }.count,
+                accuracy: episodes.isEmpty ? nil : Statistics.mean(episodes) * 100,
+                ci95: episodes.isEmpty ? nil : Statistics.ci95(episodes) * 100,
+                published: cells.first?.published,
+                trainingSeconds: done.isEmpty ? nil : Statistics.mean(done.map(\.trainingSeconds)),
+                adaptMilliseconds: done.isEmpty ? nil : Statistics.mean(done.compactMap(\.adaptMillisecondsPerEpisode)),
+                peakResidentBytes: cells.compactMap(\.peakResidentBytes).max(),
+                transductive: cells.compactMap(\.transductive).first,
+                problems: problems)
+        }
+    }
+
+    static let headers = ["Learner", "Setting", "Accuracy (%)", "Published", "Train (s)", "Adapt (ms/ep)",
+                          "Peak mem (MiB)", "Transductive"]
+
+    static func cells(of row: ReportRow) -> [String] {
+        [row.label, row.setting, row.accuracyText,
+         row.published.map { Format.fixed($0, 2) } ?? "–",
+         row.trainingSeconds.map { Format.fixed($0, 1) } ?? "–",
+         row.adaptMilliseconds.map { Format.fixed($0, 2) } ?? "–",
+         Format.mebibytes(row.peakResidentBytes),
+         row.transductive.map { $0 ? "yes" : "no" } ?? "–"]
+    }
+
+    /// A table for the terminal, columns aligned, then any failures.
+    public static func table(_ results: ResultSet) -> String {
+        let rows = rows(results).map(cells(of:))
+        let widths = headers.indices.map { column in
+            ([headers[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
+        }
+        func line(_ values: [String]) -> String {
+            values.enumerated().map { column, value in
+                column < 2 ? value.rightPadded(to: widths[column]) : value.leftPadded(to: widths[column])
+            }.joined(separator: "  ")
+        }
+        var text = line(headers) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+        for row in rows { text += line(row) + "\n" }
+        text += problemsText(results, bullet: "  ")
+        return text
+    }
+
+    static func problemsText(_ results: ResultSet, bullet: String) -> String {
+        var text = ""
+        for row in rows(results) where !row.problems.isEmpty {
+            for problem in row.problems { text += "\(bullet)\(row.label) \(row.setting) \(problem)\n" }
+        }
+        return text
+    }
+
+    /// REPORT.md: the table, the machine and versions, notes and failures.
+    public static func markdown(_ results: ResultSet) -> String {
+        var md = "# \(results.suite)\n\n"
+        md += "Suite `\(results.suiteFile)` on dataset `\(results.dataset.name)` (\(results.dataset.layout), "
+        md += "\(results.dataset.imageShape) images), seeds \(results.seeds.map(String.init).joined(separator: ", ")).\n\n"
+        md += "| " + headers.joined(separator: " | ") + " |\n"
+        md += "|" + headers.indices.map { $0 < 2 ? "---" : "---:" }.joined(separator: "|") + "|\n"
+        for row in rows(results) {
+            md += "| " + cells(of: row).map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+        }
+        md += "\nAccuracy is the mean over evaluation episodes (pooled over seeds) with its 95% confidence interval, "
+        md += "1.96·σ/√n. Train is meta-training wall-clock time without validation; Adapt is `adapt` plus scoring "
+        md += "the queries, per episode. Peak mem is the largest resident memory of the whole bench process while "
+        md += "the cell ran (sampled from /proc/self/statm every 10 ms): it includes the dataset and what earlier "
+        md += "cells left allocated, so it bounds the learner's own footprint from above.\n"
+        let problems = problemsText(results, bullet: "- ")
+        if !problems.isEmpty { md += "\n## Diverged or failed\n\n" + problems }
+        if !results.notes.isEmpty {
+            md += "\n## Notes\n\n" + results.notes.map { "- \($0)\n" }.joined()
+        }
+        md += "\n## Machine\n\n"
+        md += "- CPU: \(results.machine.cpuModel), \(results.machine.coreCount) cores; \(results.threads) compute threads\n"
+        md += "- MetaBench \(results.versions.metabench), \(results.versions.swift), commit \(results.gitCommit)\n"
+        if let coretype = results.versions.openblasCoretype { md += "- OPENBLAS_CORETYPE=\(coretype)\n" }
+        md += "- Date: \(results.date)\n"
+        return md
+    }
+
+    /// results.csv: one row per cell.
+    public static func csv(_ results: ResultSet) -> String {
+        let header = ["label", "learner", "setting", "ways", "shots", "queries", "train_ways", "train_shots",
+                      "train_queries", "seed", "status", "accuracy", "ci95", "published", "train_seconds",
+                      "adapt_ms_per_episode", "peak_resident_bytes", "transductive", "threads", "hyperparameters",
+                      "message"]
+        var text = header.joined(separator: ",") + "\n"
+        for cell in results.cells {
+            let c = cell.config
+            let hyper = c.hyperparameters.values.keys.sorted().map { "\($0)=\(c.hyperparameters.values[$0]!)" }
+                .joined(separator: ";")
+            let fields: [String] = [
+                c.label, c.learner, c.setting.id, "\(c.setting.ways)", "\(c.setting.shots)", "\(c.setting.queries)",
+                "\(c.setting.trainWays)", "\(c.setting.trainShots)", "\(c.setting.trainQueries)", "\(c.seed)",
+                cell.status.rawValue, cell.accuracy.map { "\($0)" } ?? "", cell.ci95.map { "\($0)" } ?? "",
+                cell.published.map { "\($0)" } ?? "", "\(cell.trainingSeconds)",
+                cell.adaptMillisecondsPerEpisode.map { "\($0)" } ?? "", cell.peakResidentBytes.map { "\($0)" } ?? "",
+                cell.transductive.map { "\($0)" } ?? "", "\(cell.threads)", hyper, cell.message ?? "",
+            ]
+            text += fields.map(csvField).joined(separator: ",") + "\n"
+        }
+        return text
+    }
+
+    static func csvField(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Writes results.json, results.csv, REPORT.md and learning-curves.svg into `folder`, each atomically.
+    public static func writeAll(_ results: ResultSet, to folder: String) throws {
+        func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
+        try AtomicFile.writeJSON(results, to: path("results.json"))
+        try AtomicFile.write(csv(results), to: path("results.csv"))
+        try AtomicFile.write(markdown(results), to: path("REPORT.md"))
+        try AtomicFile.write(LearningCurvePlot.svg(results), to: path("learning-curves.svg"))
+    }
+}
+
+extension Sequence where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen: Set<Element> = []
+        return filter { seen.insert($0).inserted }
+    }
+}

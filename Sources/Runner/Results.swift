@@ -1,0 +1,339 @@
+import FewShotData
+import Foundation
+import Learners
+
+/// How a cell (learner × setting × seed) ended.
+public enum CellStatus: String, Sendable, Codable, Equatable {
+    /// Trained and evaluated.
+    case completed
+    /// The training loss became NaN or infinite; training stopped and the cell was not evaluated.
+    case diverged
+    /// The learner (or its data) threw; the message says why.
+    case failed
+}
+
+/// One point of a learning curve: mean training loss since the previous point, and the validation
+/// accuracy (percent) when the runner validated at this iteration.
+public struct CurvePoint: Sendable, Codable, Equatable {
+    /// Meta-iterations done (1-based: the point after the `iteration`-th step).
+    public var iteration: Int
+    public var loss: Double
+    public var validationAccuracy: Double?
+
+    public init(iteration: Int, loss: Double, validationAccuracy: Double? = nil) {
+        self.iteration = iteration
+        self.loss = loss
+        self.validationAccuracy = validationAccuracy
+    }
+}
+
+/// Hyperparameter values stored as plain JSON scalars (`{"inner_lr": 0.4, "first_order": true}`).
+///
+/// JSON does not tell `2` from `2.0`, so equality treats an int and a double of the same value as equal
+/// (a learner's spec decides the type; `HyperParameters` accepts an int where a double is expected).
+public struct HyperParameterValues: Sendable, Codable, Equatable {
+    public var values: [String: HyperValue]
+
+    public init(_ values: [String: HyperValue]) { self.values = values }
+
+    public static func == (a: HyperParameterValues, b: HyperParameterValues) -> Bool {
+        guard a.values.count == b.values.count else { return false }
+        for (key, x) in a.values {
+            guard let y = b.values[key] else { return false }
+            switch (x, y) {
+            case (.int(let i), .double(let d)), (.double(let d), .int(let i)):
+                if Double(i) != d { return false }
+            default:
+                if x != y { return false }
+            }
+        }
+        return true
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        for (name, value) in values {
+            let key = Key(stringValue: name)
+            switch value {
+            case .int(let v): try container.encode(v, forKey: key)
+            case .double(let v): try container.encode(v, forKey: key)
+            case .bool(let v): try container.encode(v, forKey: key)
+            case .string(let v): try container.encode(v, forKey: key)
+            }
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        var values: [String: HyperValue] = [:]
+        for key in container.allKeys {
+            if let v = try? container.decode(Bool.self, forKey: key) {
+                values[key.stringValue] = .bool(v)
+            } else if let v = try? container.decode(Int.self, forKey: key) {
+                values[key.stringValue] = .int(v)
+            } else if let v = try? container.decode(Double.self, forKey: key) {
+                values[key.stringValue] = .double(v)
+            } else {
+                values[key.stringValue] = .string(try container.decode(String.self, forKey: key))
+            }
+        }
+        self.values = values
+    }
+}
+
+/// What identifies a dataset in a cell's configuration: where it came from, how it was read, and what it holds.
+public struct DatasetConfig: Sendable, Codable, Equatable {
+    public var path: String
+    public var options: LoadOptions
+    public var name: String
+    public var layout: String
+    public var imageShape: ImageShape
+    public var trainSplit: String
+    /// nil when the cell ran without validation.
+    public var valSplit: String?
+    public var testSplit: String
+    /// Classes per split used (train, val, test).
+    public var classCounts: [String: Int]
+    public var normalization: Normalization
+}
+
+/// Everything that determines a cell's numbers; its fingerprint decides whether a stored cell can be reused.
+public struct CellConfig: Sendable, Codable, Equatable {
+    public var learner: String
+    public var label: String
+    /// All hyperparameters, defaults filled in.
+    public var hyperparameters: HyperParameterValues
+    public var setting: SettingSpec
+    public var seed: UInt64
+    public var training: TrainingBudget
+    public var evaluation: EvaluationSpec
+    public var dataset: DatasetConfig
+
+    /// A stable hash of the configuration (16 hex digits), the same in every process.
+    public var fingerprint: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(self)) ?? Data()
+        var hash = StableHash()
+        hash.combine(String(decoding: data, as: UTF8.self))
+        return String(hash.value, radix: 16).leftPadded(to: 16, with: "0")
+    }
+}
+
+/// The result of one cell: its configuration, status, accuracies, learning curve, time and memory.
+public struct CellResult: Sendable, Codable, Equatable {
+    public var config: CellConfig
+    public var fingerprint: String
+    public var status: CellStatus
+    /// Why the cell failed, or at which point it diverged.
+    public var message: String?
+    /// The iteration (1-based) whose loss was not finite.
+    public var divergedAtIteration: Int?
+    /// Mean accuracy over evaluation episodes, percent.
+    public var accuracy: Double?
+    /// Half-width of the 95% confidence interval, percent: 1.96·σ/√n over episodes (σ the sample standard deviation).
+    public var ci95: Double?
+    public var queriesPerEpisode: Int
+    /// Correct queries in each evaluation episode, in episode order (exact, for comparisons).
+    public var episodeCorrect: [Int]
+    /// Accuracy of each evaluation episode (fraction), in episode order.
+    public var episodeAccuracies: [Double]
+    public var learningCurve: [CurvePoint]
+    /// Wall-clock seconds of meta-training, validation excluded.
+    public var trainingSeconds: Double
+    /// Mean wall-clock milliseconds of `adapt` plus scoring the queries, per evaluation episode.
+    public var adaptMillisecondsPerEpisode: Double?
+    /// Peak resident memory of the whole process while the cell ran (bytes), sampled from /proc/self/statm.
+    public var peakResidentBytes: Int?
+    public var transductive: Bool?
+    public var threads: Int
+    /// The suite's published accuracy for this learner and setting (percent), if any.
+    public var published: Double?
+
+    public var key: CellKey { CellKey(label: config.label, setting: config.setting.id, seed: config.seed) }
+}
+
+/// Names a cell across result sets: learner label, setting id, seed.
+public struct CellKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var label: String
+    public var setting: String
+    public var seed: UInt64
+
+    public init(label: String, setting: String, seed: UInt64) {
+        self.label = label
+        self.setting = setting
+        self.seed = seed
+    }
+
+    public var description: String { "\(label) \(setting) seed \(seed)" }
+
+    public static func < (a: CellKey, b: CellKey) -> Bool {
+        (a.label, a.setting, a.seed) < (b.label, b.setting, b.seed)
+    }
+
+    /// A file name for the cell: `maml-5w1s-seed0.json`, characters other than letters, digits, `+-_.` replaced.
+    public var fileName: String {
+        let raw = "\(label)-\(setting)-seed\(seed)"
+        let safe = raw.unicodeScalars.map { c -> String in
+            CharacterSet.alphanumerics.contains(c) && c.isASCII || "+-_.".unicodeScalars.contains(c) ? String(c) : "_"
+        }.joined()
+        return safe + ".json"
+    }
+}
+
+/// The machine a result set was measured on.
+public struct MachineInfo: Sendable, Codable, Equatable {
+    public var cpuModel: String
+    public var coreCount: Int
+    public var memoryBytes: UInt64
+
+    public static func current() -> MachineInfo {
+        var model = "unknown"
+        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return MachineInfo(cpuModel: model, coreCount: ProcessInfo.processInfo.activeProcessorCount,
+                           memoryBytes: ProcessInfo.processInfo.physicalMemory)
+    }
+}
+
+/// Versions of what produced a result set.
+public struct VersionInfo: Sendable, Codable, Equatable {
+    public var metabench: String
+    public var swift: String
+    /// `OPENBLAS_CORETYPE` when set (it changes which kernels OpenBLAS runs, hence the last bits of results).
+    public var openblasCoretype: String?
+
+    public static func current() -> VersionInfo {
+        VersionInfo(metabench: MetaBenchInfo.version, swift: MetaBenchInfo.compilerVersion,
+                    openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
+    }
+}
+
+/// The dataset a result set ran on.
+public struct DatasetInfo: Sendable, Codable, Equatable {
+    public var name: String
+    public var layout: String
+    public var path: String
+    public var imageShape: ImageShape
+    /// Classes per split.
+    public var splits: [String: Int]
+    /// The validation split used, or nil when none (see `notes`).
+    public var validationSplit: String?
+}
+
+/// A whole run of a suite: every cell, with where and how it was measured. Stored as `results.json`.
+public struct ResultSet: Sendable, Codable, Equatable {
+    public var formatVersion: Int
+    public var suite: String
+    public var suiteFile: String
+    public var exact: Bool
+    public var date: String
+    public var gitCommit: String
+    public var machine: MachineInfo
+    public var threads: Int
+    public var versions: VersionInfo
+    public var dataset: DatasetInfo
+    public var seeds: [UInt64]
+    /// Remarks for the report, e.g. that the dataset has no validation split.
+    public var notes: [String]
+    public var cells: [CellResult]
+
+    /// Reads `results.json` from a file, or from a folder that holds one.
+    public static func load(_ path: String) throws -> ResultSet {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw RunnerError.noResults(path: path, reason: "no such file or folder")
+        }
+        let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent("results.json") : path
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw RunnerError.noResults(path: file, reason: isDirectory.boolValue ? "the folder has no results.json" : "cannot read the file")
+        }
+        do {
+            return try JSONDecoder().decode(ResultSet.self, from: data)
+        } catch {
+            throw RunnerError.noResults(path: file, reason: "not a MetaBench results file (\(error))")
+        }
+    }
+
+    public func cell(_ key: CellKey) -> CellResult? { cells.first { $0.key == key } }
+}
+
+/// MetaBench's version and the compiler it was built with.
+public enum MetaBenchInfo {
+    public static let version = "0.1.0-dev"
+
+    public static var compilerVersion: String {
+        #if compiler(>=6.4)
+        return "Swift 6.4 or later"
+        #elseif compiler(>=6.3)
+        return "Swift 6.3"
+        #elseif compiler(>=6.2)
+        return "Swift 6.2"
+        #elseif compiler(>=6.1)
+        return "Swift 6.1"
+        #else
+        return "Swift before 6.1"
+        #endif
+    }
+
+    /// The git commit of the current directory's checkout, or "unknown".
+    public static func gitCommit() -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "rev-parse", "HEAD"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return "unknown"
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0, !text.isEmpty else { return "unknown" }
+        return text
+    }
+}
+
+/// Summary statistics of per-episode accuracies.
+public enum Statistics {
+    public static func mean(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
+    }
+
+    /// The sample standard deviation (n − 1 in the denominator); 0 for fewer than two values.
+    public static func sampleStandardDeviation(_ values: [Double]) -> Double {
+        guard values.count > 1 else { return 0 }
+        let m = mean(values)
+        let ss = values.reduce(0) { $0 + ($1 - m) * ($1 - m) }
+        return (ss / Double(values.count - 1)).squareRoot()
+    }
+
+    /// Half-width of the 95% confidence interval of the mean: 1.96·σ/√n.
+    public static func ci95(_ values: [Double]) -> Double {
+        guard values.count > 1 else { return 0 }
+        return 1.96 * sampleStandardDeviation(values) / Double(values.count).squareRoot()
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = " ") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+
+    func rightPadded(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,361 @@
+import FewShotData
+import Foundation
+import Learners
+import Yams
+
+/// Reads a suite from YAML nodes, checking every key and value; errors name the file and line.
+struct SuiteParser {
+    let file: String
+    let registry: LearnerRegistry
+
+    static let topKeys = ["name", "description", "exact", "dataset", "normalization", "settings", "learners",
+                          "training", "evaluation", "seeds", "published"]
+    static let datasetKeys = ["path", "image_size", "rotations", "labels_prefix", "variant", "splits"]
+    static let splitKeys = ["train", "val", "test"]
+    static let settingKeys = ["ways", "shots", "queries", "train_ways", "train_shots", "train_queries"]
+    static let learnerKeys = ["name", "label", "hyperparameters"]
+    static let trainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes"]
+    static let evaluationKeys = ["episodes", "seed"]
+    static let normalizationKeys = ["mean", "std"]
+
+    func parse(_ yaml: String) throws -> Suite {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw SuiteError(file: file, line: nil, "the suite file is empty (expected a mapping with keys: \(Self.topKeys.joined(separator: ", ")))")
+            }
+            root = node
+        } catch let error as SuiteError {
+            throw error
+        } catch let error as YamlError {
+            throw SuiteError(file: file, line: Self.line(of: error), "invalid YAML: \(Self.problem(of: error))")
+        } catch {
+            throw SuiteError(file: file, line: nil, "invalid YAML: \(error)")
+        }
+
+        let top = try mapping(root, "the suite", allowed: Self.topKeys)
+        let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let name = try top["name"].map { try string($0.value, "name") } ?? defaultName
+        let summary = try top["description"].map { try string($0.value, "description") }
+        let exact = try top["exact"].map { try bool($0.value, "exact") } ?? false
+        let dataset = try top["dataset"].map { try parseDataset($0.value) } ?? DatasetSpec()
+        let normalization = try top["normalization"].map { try parseNormalization($0.value) } ?? .none
+
+        guard let settingsNode = top["settings"] else { throw missing("settings", in: root, "the suite") }
+        let settings = try sequence(settingsNode.value, "settings").map(parseSetting)
+        if settings.isEmpty { throw SuiteError(file: file, line: line(settingsNode.value), "settings: expected at least one setting") }
+        var seenSettings: Set<String> = []
+        for (setting, node) in zip(settings, try sequence(settingsNode.value, "settings")) where !seenSettings.insert(setting.id).inserted {
+            throw SuiteError(file: file, line: line(node), "settings: '\(setting.id)' appears twice")
+        }
+
+        guard let learnersNode = top["learners"] else { throw missing("learners", in: root, "the suite") }
+        let learners = try sequence(learnersNode.value, "learners").map(parseLearner)
+        if learners.isEmpty { throw SuiteError(file: file, line: line(learnersNode.value), "learners: expected at least one learner") }
+        var seenLabels: Set<String> = []
+        for entry in learners where !seenLabels.insert(entry.label).inserted {
+            throw SuiteError(file: file, line: entry.line,
+                             "learner label '\(entry.label)' appears twice (give one of them a different `label:`)")
+        }
+
+        guard let trainingNode = top["training"] else { throw missing("training", in: root, "the suite") }
+        let training = try parseTraining(trainingNode.value)
+        let evaluation = try top["evaluation"].map { try parseEvaluation($0.value) } ?? EvaluationSpec()
+
+        var seeds: [UInt64] = [0]
+        if let seedsNode = top["seeds"] {
+            let items = try sequence(seedsNode.value, "seeds")
+            if items.isEmpty { throw SuiteError(file: file, line: line(seedsNode.value), "seeds: expected at least one seed") }
+            seeds = try items.map { UInt64(try int($0, "seeds", atLeast: 0)) }
+            if Set(seeds).count != seeds.count {
+                throw SuiteError(file: file, line: line(seedsNode.value), "seeds: a seed appears twice")
+            }
+        }
+
+        var published: [String: [String: Double]] = [:]
+        if let publishedNode = top["published"] {
+            let labels = learners.map(\.label)
+            for (labelNode, valuesNode) in try mappingPairs(publishedNode.value, "published") {
+                let label = try string(labelNode, "published")
+                guard labels.contains(label) else {
+                    throw SuiteError(file: file, line: line(labelNode),
+                                     "published: '\(label)' is not a learner label of this suite (labels: \(labels.joined(separator: ", ")))")
+                }
+                var values: [String: Double] = [:]
+                for (keyNode, valueNode) in try mappingPairs(valuesNode, "published.\(label)") {
+                    let key = try string(keyNode, "published.\(label)")
+                    guard Self.isShortSettingName(key) else {
+                        throw SuiteError(file: file, line: line(keyNode),
+                                         "published.\(label): expected a setting name like 5w1s (ways, 'w', shots, 's'), got '\(key)'")
+                    }
+                    values[key] = try double(valueNode, "published.\(label).\(key)")
+                }
+                published[label] = values
+            }
+        }
+
+        // Learner names and hyperparameters are checked against the registry now, not after hours of training.
+        for entry in learners {
+            let descriptor: LearnerDescriptor
+            do {
+                descriptor = try registry.descriptor(named: entry.name)
+            } catch {
+                throw SuiteError(file: file, line: entry.line, "\(error)")
+            }
+            do {
+                _ = try HyperParameters(learner: entry.name, specs: descriptor.hyperparameters, given: entry.hyperparameters)
+            } catch {
+                throw SuiteError(file: file, line: entry.line, "\(error)")
+            }
+        }
+
+        return Suite(name: name, file: file, summary: summary, exact: exact, dataset: dataset,
+                     normalization: normalization, settings: settings, learners: learners, training: training,
+                     evaluation: evaluation, seeds: seeds, published: published)
+    }
+
+    // MARK: - Sections
+
+    func parseDataset(_ node: Node) throws -> DatasetSpec {
+        if node.scalar != nil {
+            return DatasetSpec(path: try string(node, "dataset"), line: line(node))
+        }
+        let m = try mapping(node, "dataset", allowed: Self.datasetKeys)
+        var spec = DatasetSpec(line: line(node))
+        if let p = m["path"] {
+            spec.path = try string(p.value, "dataset.path")
+            spec.line = line(p.value)
+            if spec.path.isEmpty { throw SuiteError(file: file, line: line(p.value), "dataset.path: expected a path or 'embedded', got an empty string") }
+        }
+        if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "dataset.image_size", atLeast: 1) }
+        if let v = m["rotations"] { spec.options.rotations = try bool(v.value, "dataset.rotations") }
+        if let v = m["labels_prefix"] { spec.options.labelsPrefix = try string(v.value, "dataset.labels_prefix") }
+        if let v = m["variant"] { spec.options.variant = try string(v.value, "dataset.variant") }
+        if let s = m["splits"] {
+            let splits = try mapping(s.value, "dataset.splits", allowed: Self.splitKeys)
+            if let v = splits["train"] { spec.trainSplit = try string(v.value, "dataset.splits.train") }
+            if let v = splits["test"] { spec.testSplit = try string(v.value, "dataset.splits.test") }
+            if let v = splits["val"] {
+                if v.value.null != nil {
+                    spec.valSplit = nil
+                } else {
+                    let name = try string(v.value, "dataset.splits.val")
+                    spec.valSplit = name == "none" ? nil : name
+                }
+                spec.valSplitExplicit = true
+            }
+        }
+        return spec
+    }
+
+    func parseNormalization(_ node: Node) throws -> Normalization {
+        if let scalar = node.scalar {
+            guard scalar.string == "none" else {
+                throw SuiteError(file: file, line: line(node),
+                                 "normalization: expected 'none' or a mapping with mean and std lists, got '\(scalar.string)'")
+            }
+            return .none
+        }
+        let m = try mapping(node, "normalization", allowed: Self.normalizationKeys)
+        guard let meanNode = m["mean"] else { throw missing("mean", in: node, "normalization") }
+        guard let stdNode = m["std"] else { throw missing("std", in: node, "normalization") }
+        let mean = try sequence(meanNode.value, "normalization.mean").map { Float(try double($0, "normalization.mean")) }
+        let std = try sequence(stdNode.value, "normalization.std").map { Float(try double($0, "normalization.std")) }
+        guard !mean.isEmpty, mean.count == std.count else {
+            throw SuiteError(file: file, line: line(node),
+                             "normalization: mean and std must be non-empty lists of the same length (one value per channel), got \(mean.count) and \(std.count)")
+        }
+        if let bad = std.firstIndex(where: { !($0 > 0) }) {
+            throw SuiteError(file: file, line: line(stdNode.value), "normalization.std: every value must be positive, got \(std[bad])")
+        }
+        return .meanStd(mean: mean, std: std)
+    }
+
+    func parseSetting(_ node: Node) throws -> SettingSpec {
+        let m = try mapping(node, "a setting", allowed: Self.settingKeys)
+        guard let w = m["ways"] else { throw missing("ways", in: node, "setting") }
+        guard let s = m["shots"] else { throw missing("shots", in: node, "setting") }
+        let ways = try int(w.value, "ways", atLeast: 2)
+        let shots = try int(s.value, "shots", atLeast: 1)
+        let queries = try m["queries"].map { try int($0.value, "queries", atLeast: 1) } ?? 15
+        return SettingSpec(ways: ways, shots: shots, queries: queries,
+                           trainWays: try m["train_ways"].map { try int($0.value, "train_ways", atLeast: 2) },
+                           trainShots: try m["train_shots"].map { try int($0.value, "train_shots", atLeast: 1) },
+                           trainQueries: try m["train_queries"].map { try int($0.value, "train_queries", atLeast: 1) })
+    }
+
+    func parseLearner(_ node: Node) throws -> LearnerEntry {
+        let m = try mapping(node, "a learner", allowed: Self.learnerKeys)
+        guard let n = m["name"] else { throw missing("name", in: node, "learner") }
+        let name = try string(n.value, "learner name")
+        let label = try m["label"].map { try string($0.value, "label") }
+        var hyperparameters: [String: HyperValue] = [:]
+        if let h = m["hyperparameters"] {
+            if h.value.null == nil || h.value.mapping != nil {
+                for (keyNode, valueNode) in try mappingPairs(h.value, "hyperparameters") {
+                    let key = try string(keyNode, "hyperparameters")
+                    hyperparameters[key] = try hyperValue(valueNode, "hyperparameters.\(key)")
+                }
+            }
+        }
+        return LearnerEntry(name: name, label: label, hyperparameters: hyperparameters, line: line(node))
+    }
+
+    func parseTraining(_ node: Node) throws -> TrainingBudget {
+        let m = try mapping(node, "training", allowed: Self.trainingKeys)
+        guard let it = m["iterations"] else { throw missing("iterations", in: node, "training") }
+        var budget = TrainingBudget(iterations: try int(it.value, "training.iterations", atLeast: 0))
+        if let v = m["meta_batch"] { budget.metaBatch = try int(v.value, "training.meta_batch", atLeast: 1) }
+        if let v = m["validate_every"] { budget.validateEvery = try int(v.value, "training.validate_every", atLeast: 0) }
+        if let v = m["validation_episodes"] { budget.validationEpisodes = try int(v.value, "training.validation_episodes", atLeast: 1) }
+        return budget
+    }
+
+    func parseEvaluation(_ node: Node) throws -> EvaluationSpec {
+        let m = try mapping(node, "evaluation", allowed: Self.evaluationKeys)
+        var spec = EvaluationSpec()
+        if let v = m["episodes"] { spec.episodes = try int(v.value, "evaluation.episodes", atLeast: 1) }
+        if let v = m["seed"] { spec.seed = UInt64(try int(v.value, "evaluation.seed", atLeast: 0)) }
+        return spec
+    }
+
+    // MARK: - Typed access with line numbers
+
+    func line(_ node: Node) -> Int? { node.mark?.line }
+
+    /// Whether the node's resolved tag is `name` (`Tag.name` is not public).
+    func has(_ node: Node, _ name: Tag.Name) -> Bool { node.tag == Tag(name) }
+
+    static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    static func problem(of error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+             .composer(let context, let problem, _, _):
+            return (context.map { "\($0.text) " } ?? "") + problem
+        default: return "\(error)"
+        }
+    }
+
+    static func isShortSettingName(_ s: String) -> Bool {
+        let parts = s.split(separator: "w", omittingEmptySubsequences: false)
+        guard parts.count == 2, Int(parts[0]) != nil, parts[1].hasSuffix("s") else { return false }
+        return Int(parts[1].dropLast()) != nil
+    }
+
+    func missing(_ key: String, in node: Node, _ what: String) -> SuiteError {
+        SuiteError(file: file, line: line(node), "\(what): missing required key '\(key)'")
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): return s.string.isEmpty ? "an empty value" : "'\(s.string)'"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        }
+    }
+
+    /// The key–value pairs of a mapping node with string keys, checking for duplicates.
+    func mappingPairs(_ node: Node, _ what: String) throws -> [(Node, Node)] {
+        guard let m = node.mapping else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a mapping, got \(describe(node))")
+        }
+        var seen: Set<String> = []
+        var pairs: [(Node, Node)] = []
+        for (k, v) in m {
+            guard let key = k.scalar?.string else {
+                throw SuiteError(file: file, line: line(k), "\(what): keys must be plain strings")
+            }
+            guard seen.insert(key).inserted else {
+                throw SuiteError(file: file, line: line(k), "\(what): key '\(key)' appears twice")
+            }
+            pairs.append((k, v))
+        }
+        return pairs
+    }
+
+    /// A mapping's values by key; a key outside `allowed` is an error listing the allowed ones.
+    func mapping(_ node: Node, _ what: String, allowed: [String]) throws -> [String: (key: Node, value: Node)] {
+        guard node.mapping != nil else {
+            throw SuiteError(file: file, line: line(node),
+                             "\(what): expected a mapping with keys \(allowed.joined(separator: ", ")), got \(describe(node))")
+        }
+        var result: [String: (key: Node, value: Node)] = [:]
+        for (k, v) in try mappingPairs(node, what) {
+            let key = k.scalar?.string ?? ""
+            guard allowed.contains(key) else {
+                throw SuiteError(file: file, line: line(k),
+                                 "\(what): unknown key '\(key)' (allowed: \(allowed.joined(separator: ", ")))")
+            }
+            result[key] = (k, v)
+        }
+        return result
+    }
+
+    func sequence(_ node: Node, _ what: String) throws -> [Node] {
+        guard let s = node.sequence else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a list, got \(describe(node))")
+        }
+        return Array(s)
+    }
+
+    func isQuoted(_ scalar: Node.Scalar) -> Bool {
+        scalar.style == .singleQuoted || scalar.style == .doubleQuoted || scalar.style == .literal || scalar.style == .folded
+    }
+
+    func string(_ node: Node, _ what: String) throws -> String {
+        guard let s = node.scalar, node.null == nil || isQuoted(s) else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a string, got \(describe(node))")
+        }
+        return s.string
+    }
+
+    func int(_ node: Node, _ what: String, atLeast minimum: Int) throws -> Int {
+        guard let s = node.scalar, !isQuoted(s), has(node, .int), let value = node.int else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected an integer, got \(describe(node))")
+        }
+        guard value >= minimum else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected an integer of at least \(minimum), got \(value)")
+        }
+        return value
+    }
+
+    func double(_ node: Node, _ what: String) throws -> Double {
+        guard let s = node.scalar, !isQuoted(s) else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a number, got \(describe(node))")
+        }
+        if has(node, .int), let v = node.int { return Double(v) }
+        if has(node, .float), let v = node.float, v.isFinite { return v }
+        if let v = Double(s.string), v.isFinite { return v }
+        throw SuiteError(file: file, line: line(node), "\(what): expected a number, got \(describe(node))")
+    }
+
+    func bool(_ node: Node, _ what: String) throws -> Bool {
+        guard let s = node.scalar, !isQuoted(s), has(node, .bool), let value = node.bool else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected true or false, got \(describe(node))")
+        }
+        return value
+    }
+
+    /// A hyperparameter scalar: an int, a float, a bool or a string (quoted scalars are always strings).
+    func hyperValue(_ node: Node, _ what: String) throws -> HyperValue {
+        guard let s = node.scalar else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a number, true/false or a string, got \(describe(node))")
+        }
+        if isQuoted(s) { return .string(s.string) }
+        if has(node, .int), let v = node.int { return .int(v) }
+        if has(node, .float), let v = node.float { return .double(v) }
+        if has(node, .bool), let v = node.bool { return .bool(v) }
+        if has(node, .null) { throw SuiteError(file: file, line: line(node), "\(what): expected a value, got nothing") }
+        // YAML 1.1 reads `1e3` (no sign in the exponent) as a string; take it as the number it looks like.
+        if let v = Double(s.string), v.isFinite, s.string.contains(where: { $0 == "e" || $0 == "E" || $0 == "." }) {
+            return .double(v)
+        }
+        return .string(s.string)
+    }
+}
