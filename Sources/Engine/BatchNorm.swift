@@ -37,18 +37,12 @@ extension Tensor {
                     // Two passes in double for accurate statistics.
                     var s = 0.0
                     for b in 0..<n {
-                        let p = px + (b * c + ch) * inner
-                        var t: Float = 0
-                        for k in 0..<inner { t += p[k] }
-                        s += Double(t)
+                        s += Double(vectorSum(px + (b * c + ch) * inner, inner))
                     }
                     let mu = Float(s / Double(m))
                     var v = 0.0
                     for b in 0..<n {
-                        let p = px + (b * c + ch) * inner
-                        var t: Float = 0
-                        for k in 0..<inner { let d = p[k] - mu; t += d * d }
-                        v += Double(t)
+                        v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu))
                     }
                     let variance32 = Float(v / Double(m))
                     let inv = 1 / (variance32 + epsilon).squareRoot()
@@ -83,9 +77,7 @@ extension Tensor {
                         let mu = mean[ch], inv = invstd[ch]
                         var sg = 0.0, sgx = 0.0
                         for b in 0..<n {
-                            let p = px + (b * c + ch) * inner, q = pg + (b * c + ch) * inner
-                            var t1: Float = 0, t2: Float = 0
-                            for k in 0..<inner { t1 += q[k]; t2 += q[k] * (p[k] - mu) }
+                            let (t1, t2) = vectorSumAndCenteredDot(pg + (b * c + ch) * inner, px + (b * c + ch) * inner, inner, mean: mu)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         let sumG = Float(sg), sumGX = Float(sgx) * inv

@@ -21,9 +21,11 @@ struct ConvGeometry: Equatable {
     }
 }
 
-/// cols[(c·kh + i)·kw + j][(n·ho + y)·wo + x] = input[n, c, y·s − p + i, x·s − p + j] (0 outside).
-private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, _ pc: UnsafeMutablePointer<Float>) {
-    let ho = g.ho, wo = g.wo, cols = g.colCols
+/// cols[(c·kh + i)·kw + j][(n·ho + y)·wo + x] = input[n, c, y·s − p + i, x·s − p + j] (0 outside), for
+/// the images `first ..< first + count` (n counted from `first`).
+private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, count: Int,
+                    _ pc: UnsafeMutablePointer<Float>) {
+    let ho = g.ho, wo = g.wo, cols = count * ho * wo
     for c in 0..<g.c {
         for i in 0..<g.kh {
             for j in 0..<g.kw {
@@ -31,23 +33,24 @@ private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, _ pc: UnsafeM
                 // Output columns x whose input column x·s − p + j lies inside 0..<w.
                 let xLo = j >= g.pad ? 0 : (g.pad - j + g.stride - 1) / g.stride
                 let xHi = Swift.min(wo, g.w + g.pad - j <= 0 ? 0 : (g.w + g.pad - j - 1) / g.stride + 1)
-                for n in 0..<g.n {
-                    let plane = px + (n * g.c + c) * g.h * g.w
+                for n in 0..<count {
+                    let plane = px + ((first + n) * g.c + c) * g.h * g.w
                     for y in 0..<ho {
                         let dst = row + (n * ho + y) * wo
                         let iy = y * g.stride - g.pad + i
+                        // Plain loops: rows are short, and library calls would cost more than the copy.
                         if iy < 0 || iy >= g.h || xLo >= xHi {
-                            dst.update(repeating: 0, count: wo)
+                            for x in 0..<wo { dst[x] = 0 }
                             continue
                         }
-                        if xLo > 0 { dst.update(repeating: 0, count: xLo) }
+                        for x in 0..<xLo { dst[x] = 0 }
                         let src = plane + iy * g.w - g.pad + j
                         if g.stride == 1 {
-                            (dst + xLo).update(from: src + xLo, count: xHi - xLo)
+                            for x in xLo..<xHi { dst[x] = src[x] }
                         } else {
                             for x in xLo..<xHi { dst[x] = src[x * g.stride] }
                         }
-                        if xHi < wo { (dst + xHi).update(repeating: 0, count: wo - xHi) }
+                        for x in xHi..<wo { dst[x] = 0 }
                     }
                 }
             }
@@ -56,8 +59,9 @@ private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, _ pc: UnsafeM
 }
 
 /// The adjoint of im2col: adds each column entry back into the input position it was copied from.
-private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, _ px: UnsafeMutablePointer<Float>) {
-    let ho = g.ho, wo = g.wo, cols = g.colCols
+private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, count: Int,
+                    _ px: UnsafeMutablePointer<Float>) {
+    let ho = g.ho, wo = g.wo, cols = count * ho * wo
     for c in 0..<g.c {
         for i in 0..<g.kh {
             for j in 0..<g.kw {
@@ -65,8 +69,8 @@ private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, _ px: UnsafeM
                 let xLo = j >= g.pad ? 0 : (g.pad - j + g.stride - 1) / g.stride
                 let xHi = Swift.min(wo, g.w + g.pad - j <= 0 ? 0 : (g.w + g.pad - j - 1) / g.stride + 1)
                 if xLo >= xHi { continue }
-                for n in 0..<g.n {
-                    let plane = px + (n * g.c + c) * g.h * g.w
+                for n in 0..<count {
+                    let plane = px + ((first + n) * g.c + c) * g.h * g.w
                     for y in 0..<ho {
                         let iy = y * g.stride - g.pad + i
                         if iy < 0 || iy >= g.h { continue }
@@ -84,41 +88,113 @@ private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, _ px: UnsafeM
     }
 }
 
-/// [n, o, hw] → [o, n·hw].
-private func channelsFirst(_ p: UnsafePointer<Float>, n: Int, o: Int, hw: Int, _ out: UnsafeMutablePointer<Float>) {
-    for b in 0..<n {
+/// Gradient rows [o, count·hw] from images `first ..< first + count` of g [n, o, hw].
+private func channelsFirst(_ p: UnsafePointer<Float>, o: Int, hw: Int, first: Int, count: Int,
+                           _ out: UnsafeMutablePointer<Float>) {
+    for b in 0..<count {
         for ch in 0..<o {
-            (out + ch * n * hw + b * hw).update(from: p + (b * o + ch) * hw, count: hw)
+            (out + ch * count * hw + b * hw).update(from: p + ((first + b) * o + ch) * hw, count: hw)
         }
     }
 }
 
-/// The convolution's forward product: [N, O, Ho, Wo] values for input x and weights w (no bias).
+/// Images are processed in chunks whose im2col buffer stays small (cache-resident, no fresh pages).
+private let columnBudget = 1 << 19
+
+@inline(__always)
+private func forEachChunk(_ g: ConvGeometry, _ body: (_ first: Int, _ count: Int) -> Void) {
+    let perImage = Swift.max(1, g.colRows * g.ho * g.wo)
+    let chunk = Swift.max(1, Swift.min(g.n, columnBudget / perImage))
+    var first = 0
+    while first < g.n {
+        let count = Swift.min(chunk, g.n - first)
+        body(first, count)
+        first += count
+    }
+}
+
+/// A scratch buffer of `count` floats for the duration of `body`.
+@inline(__always)
+private func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
+    defer { p.deallocate() }
+    return body(p)
+}
+
+/// The convolution's forward values [N, O, Ho, Wo] for input x, weights w and an optional bias.
 private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
     let hw = g.ho * g.wo
-    var cols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
-    var product = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
-    cols.withUnsafeMutableBufferPointer { pc in
-        x.withPointer { px in im2col(px, g, pc.baseAddress!) }
-        product.withUnsafeMutableBufferPointer { pp in
-            w.withPointer { pw in
-                BLAS.sgemm(transA: false, transB: false, m: g.o, n: g.colCols, k: g.colRows,
-                           a: pw, lda: g.colRows, b: pc.baseAddress!, ldb: g.colCols, c: pp.baseAddress!, ldc: g.colCols)
+    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    return x.withPointer { px in
+        w.withPointer { pw in
+            makeScalars(g.n * g.o * hw) { po in
+                withScratch(g.colRows * maxChunkCols) { cols in
+                    withScratch(g.o * maxChunkCols) { product in
+                        forEachChunk(g) { first, count in
+                            let n = count * hw
+                            im2col(px, g, first: first, count: count, cols)
+                            BLAS.sgemm(transA: false, transB: false, m: g.o, n: n, k: g.colRows,
+                                       a: pw, lda: g.colRows, b: cols, ldb: n, c: product, ldc: n)
+                            // [o, count·hw] → [count, o, hw], adding the bias on the way.
+                            for b in 0..<count {
+                                for ch in 0..<g.o {
+                                    let src = product + ch * n + b * hw
+                                    let dst = po + ((first + b) * g.o + ch) * hw
+                                    if let bias {
+                                        let bv = bias.scalars[ch]
+                                        for k in 0..<hw { dst[k] = src[k] + bv }
+                                    } else {
+                                        dst.update(from: src, count: hw)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
-    // [o, n·hw] → [n, o, hw], adding the bias on the way.
-    return product.withUnsafeBufferPointer { pp in
-        makeScalars(g.n * g.o * hw) { po in
-            for b in 0..<g.n {
-                for ch in 0..<g.o {
-                    let src = pp.baseAddress! + ch * g.colCols + b * hw
-                    let dst = po + (b * g.o + ch) * hw
-                    if let bias {
-                        let bv = bias.scalars[ch]
-                        for k in 0..<hw { dst[k] = src[k] + bv }
-                    } else {
-                        dst.update(from: src, count: hw)
+}
+
+/// The input gradient col2im(Wᵀ · g) of a convolution.
+private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
+    let hw = g.ho * g.wo
+    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    return grad.withPointer { pg in
+        w.withPointer { pw in
+            makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
+                withScratch(g.o * maxChunkCols) { gcol in
+                    withScratch(g.colRows * maxChunkCols) { dcols in
+                        forEachChunk(g) { first, count in
+                            let n = count * hw
+                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
+                            BLAS.sgemm(transA: true, transB: false, m: g.colRows, n: n, k: g.o,
+                                       a: pw, lda: g.colRows, b: gcol, ldb: n, c: dcols, ldc: n)
+                            col2im(dcols, g, first: first, count: count, px)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The weight gradient Σ g · im2col(x)ᵀ of a convolution.
+private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> [Float] {
+    let hw = g.ho * g.wo
+    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    return x.withPointer { px in
+        grad.withPointer { pg in
+            makeZeroedScalars(g.o * g.colRows) { pw in
+                withScratch(g.colRows * maxChunkCols) { cols in
+                    withScratch(g.o * maxChunkCols) { gcol in
+                        forEachChunk(g) { first, count in
+                            let n = count * hw
+                            im2col(px, g, first: first, count: count, cols)
+                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
+                            BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
+                                       a: gcol, lda: n, b: cols, ldb: n, beta: 1, c: pw, ldc: g.colRows)
+                        }
                     }
                 }
             }
@@ -146,22 +222,7 @@ extension Tensor {
 
     /// The gradient of a convolution with respect to its input: col2im(Wᵀ · g).
     static func convInputGradient(_ grad: Tensor, weight w: Tensor, geometry g: ConvGeometry) -> Tensor {
-        let hw = g.ho * g.wo
-        var gcol = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
-        gcol.withUnsafeMutableBufferPointer { p in grad.withPointer { channelsFirst($0, n: g.n, o: g.o, hw: hw, p.baseAddress!) } }
-        var dcols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
-        dcols.withUnsafeMutableBufferPointer { pd in
-            gcol.withUnsafeBufferPointer { pg in
-                w.withPointer { pw in
-                    BLAS.sgemm(transA: true, transB: false, m: g.colRows, n: g.colCols, k: g.o,
-                               a: pw, lda: g.colRows, b: pg.baseAddress!, ldb: g.colCols, c: pd.baseAddress!, ldc: g.colCols)
-                }
-            }
-        }
-        let out = dcols.withUnsafeBufferPointer { pd in
-            makeZeroedScalars(g.n * g.c * g.h * g.w) { px in col2im(pd.baseAddress!, g, px) }
-        }
-        return record("convInputGrad", [g.n, g.c, g.h, g.w], out, inputs: [grad, w]) { h, _ in
+        record("convInputGrad", [g.n, g.c, g.h, g.w], convInputGradientValues(grad, w, g), inputs: [grad, w]) { h, _ in
             [grad.requiresGrad ? conv2d(h, weight: w, stride: g.stride, padding: g.pad) : nil,
              w.requiresGrad ? convWeightGradient(h, grad, geometry: g) : nil]
         }
@@ -169,20 +230,7 @@ extension Tensor {
 
     /// The gradient of a convolution with respect to its weights: g · im2col(x)ᵀ.
     static func convWeightGradient(_ x: Tensor, _ grad: Tensor, geometry g: ConvGeometry) -> Tensor {
-        let hw = g.ho * g.wo
-        var cols = [Float](unsafeUninitializedCapacity: g.colRows * g.colCols) { _, n in n = g.colRows * g.colCols }
-        cols.withUnsafeMutableBufferPointer { pc in x.withPointer { im2col($0, g, pc.baseAddress!) } }
-        var gcol = [Float](unsafeUninitializedCapacity: g.o * g.colCols) { _, n in n = g.o * g.colCols }
-        gcol.withUnsafeMutableBufferPointer { p in grad.withPointer { channelsFirst($0, n: g.n, o: g.o, hw: hw, p.baseAddress!) } }
-        let out = cols.withUnsafeBufferPointer { pc in
-            gcol.withUnsafeBufferPointer { pg in
-                makeScalars(g.o * g.colRows) { pw in
-                    BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: g.colCols,
-                               a: pg.baseAddress!, lda: g.colCols, b: pc.baseAddress!, ldb: g.colCols, c: pw, ldc: g.colRows)
-                }
-            }
-        }
-        return record("convWeightGrad", [g.o, g.c, g.kh, g.kw], out, inputs: [x, grad]) { h, _ in
+        record("convWeightGrad", [g.o, g.c, g.kh, g.kw], convWeightGradientValues(x, grad, g), inputs: [x, grad]) { h, _ in
             [x.requiresGrad ? convInputGradient(grad, weight: h, geometry: g) : nil,
              grad.requiresGrad ? conv2d(x, weight: h, stride: g.stride, padding: g.pad) : nil]
         }

@@ -21,18 +21,12 @@ extension Tensor {
                         // The same statistics, in the same order, as `batchNorm`.
                         var s = 0.0
                         for b in 0..<n {
-                            let p = px + (b * c + ch) * inner
-                            var t: Float = 0
-                            for k in 0..<inner { t += p[k] }
-                            s += Double(t)
+                            s += Double(vectorSum(px + (b * c + ch) * inner, inner))
                         }
                         let mu = Float(s / Double(m))
                         var v = 0.0
                         for b in 0..<n {
-                            let p = px + (b * c + ch) * inner
-                            var t: Float = 0
-                            for k in 0..<inner { let d = p[k] - mu; t += d * d }
-                            v += Double(t)
+                            v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu))
                         }
                         let variance32 = Float(v / Double(m))
                         let inv = 1 / (variance32 + epsilon).squareRoot()
@@ -42,6 +36,24 @@ extension Tensor {
                             let plane = (b * c + ch) * inner
                             let p = px + plane
                             let outPlane = (b * c + ch) * ho * wo
+                            if size == 2 {
+                                // The common 2×2 case, straight-line (the compiler emits selects).
+                                for y in 0..<ho {
+                                    let r0 = p + 2 * y * w, r1 = r0 + w
+                                    let o = po + outPlane + y * wo, oi = pi.baseAddress! + outPlane + y * wo
+                                    for xo in 0..<wo {
+                                        let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
+                                        let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
+                                        var best = v0, bi = 2 * y * w + 2 * xo
+                                        if v1 > best { best = v1; bi = 2 * y * w + 2 * xo + 1 }
+                                        if v2 > best { best = v2; bi = (2 * y + 1) * w + 2 * xo }
+                                        if v3 > best { best = v3; bi = (2 * y + 1) * w + 2 * xo + 1 }
+                                        o[xo] = best > 0 ? best : 0
+                                        oi[xo] = Int32(plane + bi)
+                                    }
+                                }
+                                continue
+                            }
                             for y in 0..<ho {
                                 for xo in 0..<wo {
                                     var bestIndex = (y * size) * w + xo * size
@@ -93,8 +105,9 @@ extension Tensor {
                                 for b in 0..<n {
                                     let base = (b * c + ch) * pooled
                                     var t1: Float = 0, t2: Float = 0
-                                    for k in base..<(base + pooled) where py[k] > 0 {
-                                        let gv = pg[k]
+                                    for k in base..<(base + pooled) {
+                                        // Branch-free: the gradient is zero where the output was clipped.
+                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
                                         t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
                                     }
                                     sg += Double(t1); sgx += Double(t2)
@@ -107,8 +120,10 @@ extension Tensor {
                                     let p = px + plane, o = po + plane
                                     for k in 0..<inner { o[k] = -a * (sumG + (p[k] - mu) * scaleX) }
                                     let base = (b * c + ch) * pooled
-                                    for k in base..<(base + pooled) where py[k] > 0 {
-                                        po[Int(pi[k])] += a * m * pg[k]
+                                    let am = a * m
+                                    for k in base..<(base + pooled) {
+                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
+                                        po[Int(pi[k])] += am * gv
                                     }
                                 }
                             }

@@ -25,9 +25,7 @@ private func sumKernel(_ px: UnsafePointer<Float>, _ shape: [Int], _ target: [In
     for _ in 0..<outer {
         let x = px + offX, o = po + offO
         if io == 0 {
-            var s: Float = 0
-            for j in 0..<inner { s += x[j] }
-            o[0] += s
+            o[0] += vectorSum(x, inner)
         } else if io == 1 {
             for j in 0..<inner { o[j] += x[j] }
         } else {

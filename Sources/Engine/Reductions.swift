@@ -1,0 +1,55 @@
+/// Vectorised sums over contiguous floats. Float additions are not reassociated by the compiler, so a
+/// plain loop runs as one serial chain; these keep 32 partial sums in SIMD registers instead. The order
+/// is fixed, so results are deterministic.
+
+@inline(__always)
+private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+/// Σ p[i].
+@inline(__always)
+func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var a = SIMD16<Float>(), b = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        a += load16(p + i); b += load16(p + i + 16)
+        i += 32
+    }
+    var s = (a + b).sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// Σ (p[i] − mu)².
+@inline(__always)
+func vectorSumSquaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, mean mu: Float) -> Float {
+    var a = SIMD16<Float>(), b = SIMD16<Float>()
+    let m = SIMD16<Float>(repeating: mu)
+    var i = 0
+    while i + 32 <= n {
+        let d1 = load16(p + i) - m, d2 = load16(p + i + 16) - m
+        a += d1 * d1; b += d2 * d2
+        i += 32
+    }
+    var s = (a + b).sum()
+    while i < n { let d = p[i] - mu; s += d * d; i += 1 }
+    return s
+}
+
+/// (Σ g[i], Σ g[i]·(x[i] − mu)).
+@inline(__always)
+func vectorSumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, mean mu: Float) -> (Float, Float) {
+    var s1 = SIMD16<Float>(), s2 = SIMD16<Float>()
+    let m = SIMD16<Float>(repeating: mu)
+    var i = 0
+    while i + 16 <= n {
+        let gv = load16(g + i)
+        s1 += gv
+        s2 += gv * (load16(x + i) - m)
+        i += 16
+    }
+    var a = s1.sum(), b = s2.sum()
+    while i < n { a += g[i]; b += g[i] * (x[i] - mu); i += 1 }
+    return (a, b)
+}
