@@ -1,0 +1,79 @@
+import Engine
+import FewShotData
+@testable import Learners
+import Models
+import XCTest
+
+final class ProtoNetTests: XCTestCase {
+    let small: [String: HyperValue] = ["width": .int(8)]
+
+    func testLogitsAreMinusSquaredDistancesToClassMeans() throws {
+        let learner = try XCTUnwrap(try makeLearner("protonet", small) as? ProtoNet)
+        let source = try EmbeddedTrainingSource(ways: 5, shots: 2, queries: 3)
+        for i in 0..<2 { _ = try learner.trainStep(iteration: i, source: source) }
+        let e = try evaluationEpisodes(ways: 4, shots: 3, queries: 2).episode(3)
+        let logits = try learner.adapt(support: e.support, ways: e.ways).logits(queries: e.query.tensor)
+        XCTAssertEqual(logits.shape, [e.query.count, e.ways])
+
+        let s = learner.embed(e.support.tensor), q = learner.embed(e.query.tensor)
+        let d = s.shape[1]
+        var expected = [Float]()
+        for r in 0..<q.shape[0] {
+            for k in 0..<e.ways {
+                let members = e.support.labels.indices.filter { e.support.labels[$0] == k }
+                var distance: Float = 0
+                for j in 0..<d {
+                    let mean = members.map { s.scalars[$0 * d + j] }.reduce(0, +) / Float(members.count)
+                    let diff = q.scalars[r * d + j] - mean
+                    distance += diff * diff
+                }
+                expected.append(-distance)
+            }
+        }
+        assertClose(logits, Tensor(shape: logits.shape, scalars: expected), tolerance: 1e-3)
+    }
+
+    func testQueriesAreScoredIndependently() throws {
+        let learner = try makeLearner("protonet", small)
+        XCTAssertFalse(learner.isTransductive)
+        _ = try learner.trainStep(iteration: 0, source: try EmbeddedTrainingSource(ways: 5, shots: 1, queries: 2))
+        let e = try evaluationEpisodes().episode(0)
+        let classifier = try learner.adapt(support: e.support, ways: e.ways)
+        let all = try classifier.logits(queries: e.query.tensor)
+        let first = try classifier.logits(queries: e.query.tensor.slice(axis: 0, 0..<1))
+        assertClose(first, all.slice(axis: 0, 0..<1), tolerance: 1e-5)
+    }
+
+    func testBadHyperparametersNameTheKey() {
+        assertHyperParameterError("protonet", ["lr": .double(-0.1)], names: "lr")
+        assertHyperParameterError("protonet", ["lr_decay_every": .int(-1)], names: "lr_decay_every")
+        assertHyperParameterError("protonet", ["lr_decay": .double(0)], names: "lr_decay")
+        assertHyperParameterError("protonet", ["width": .int(0)], names: "width")
+        assertHyperParameterError("protonet", ["downsampling": .string("avgpool")], names: "downsampling")
+        assertHyperParameterError("protonet", ["learning_rate": .double(0.1)], names: "learning_rate")
+    }
+
+    func testLearningRateHalvesEveryDecayPeriod() throws {
+        let learner = try XCTUnwrap(try makeLearner("protonet", ["lr_decay_every": .int(2)].merging(small) { a, _ in a }) as? ProtoNet)
+        XCTAssertEqual(learner.optimizer.schedule.rate(at: 0), 0.001)
+        XCTAssertEqual(learner.optimizer.schedule.rate(at: 2), 0.0005)
+        XCTAssertEqual(learner.optimizer.schedule.rate(at: 5), 0.00025)
+    }
+
+    func testCheckpointRoundTrip() throws {
+        let learner = try makeLearner("protonet", small)
+        let source = try EmbeddedTrainingSource(ways: 5, shots: 1, queries: 2)
+        for i in 0..<2 { _ = try learner.trainStep(iteration: i, source: source) }
+        let state = learner.checkpointState()
+        XCTAssertNotNil(state["bn/block4/variance"])
+        XCTAssertNotNil(state["optimizer/step"])
+        try assertCheckpointRoundTrip("protonet", small, trained: learner)
+    }
+
+    func testLearnsOnTheEmbeddedDataset() throws {
+        let setting = embeddedSetting(trainWays: 10)
+        let learner = try makeLearner("protonet", ["width": .int(16)], setting: setting)
+        try assertLearns("protonet", learner, source: try EmbeddedTrainingSource(ways: 10, shots: 1, queries: 5),
+                         iterations: 40)
+    }
+}
