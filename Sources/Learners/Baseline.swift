@@ -127,8 +127,9 @@ public final class Baseline: MetaLearner {
             throw ParameterMismatch("the training split has \(source.classCount) classes, the head was built for \(classes)")
         }
         let batch = try source.classificationBatch(iteration: iteration, size: batchSize)
-        let theta = model.parameters.appending(head)
-        let result = model.forward(batch.tensor, parameters: theta, normalization: .batch)
+        let backbone = model.parameters, theta = backbone.appending(head)
+        // The backbone alone (the same tensors as in `theta`): Conv4 would apply a `head.*` linear layer itself.
+        let result = model.forward(batch.tensor, parameters: backbone, normalization: .batch)
         let logits = headLogits(result.output, theta)
         let loss = Tensor.crossEntropy(logits: logits, labels: batch.labels)
         guard loss.item.isFinite else { throw DivergedError(iteration: iteration, loss: loss.item) }

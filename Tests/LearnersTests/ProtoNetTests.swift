@@ -7,6 +7,17 @@ import XCTest
 final class ProtoNetTests: XCTestCase {
     let small: [String: HyperValue] = ["width": .int(8)]
 
+    func testMetricLearnersAreRegisteredAfterMAML() throws {
+        let names = LearnerRegistry.builtIn.names
+        XCTAssertEqual(Array(names.suffix(4)), ["protonet", "matchingnet", "baseline", "baseline++"])
+        for name in names.suffix(4) {
+            let d = try LearnerRegistry.builtIn.descriptor(named: name)
+            XCTAssertFalse(d.summary.isEmpty)
+            XCTAssertTrue(d.paper.contains("20"), d.paper)
+            XCTAssertNoThrow(try d.instantiate(["width": .int(4)], setting: embeddedSetting()))
+        }
+    }
+
     func testLogitsAreMinusSquaredDistancesToClassMeans() throws {
         let learner = try XCTUnwrap(try makeLearner("protonet", small) as? ProtoNet)
         let source = try EmbeddedTrainingSource(ways: 5, shots: 2, queries: 3)
