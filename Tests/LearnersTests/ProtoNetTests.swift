@@ -71,6 +71,33 @@ final class ProtoNetTests: XCTestCase {
         XCTAssertEqual(learner.optimizer.schedule.rate(at: 5), 0.00025)
     }
 
+    func testMetaBatchAveragesEpisodesReproducibly() throws {
+        let setting = embeddedSetting(metaBatch: 3)
+        let source = try EmbeddedTrainingSource(ways: 5, shots: 1, queries: 2)
+        for name in ["protonet", "matchingnet"] {
+            let a = try makeLearner(name, small, setting: setting), b = try makeLearner(name, small, setting: setting)
+            let sa = try a.trainStep(iteration: 0, source: source), sb = try b.trainStep(iteration: 0, source: source)
+            XCTAssertEqual(sa, sb, name)
+            // The reported loss is the mean of the three episodes' losses at the same parameters.
+            let fresh = try makeLearner(name, small, setting: embeddedSetting(metaBatch: 1))
+            var losses: [Float] = []
+            for e in try source.episodes(iteration: 0, count: 3) {
+                struct One: TrainingSource {
+                    let e: Episode
+                    func episodes(iteration: Int, count: Int) throws -> [Episode] { [e] }
+                    func classificationBatch(iteration: Int, size: Int) throws -> LabelledImages { e.support }
+                    var classCount: Int { 5 }
+                }
+                let copy = try makeLearner(name, small, setting: embeddedSetting(metaBatch: 1))
+                try copy.restore(checkpointState: fresh.checkpointState())
+                losses.append(try copy.trainStep(iteration: 0, source: One(e: e)).loss)
+            }
+            XCTAssertEqual(sa.loss, losses.reduce(0, +) / 3, accuracy: 1e-4, name)
+            XCTAssertEqual(a.checkpointState()["model/block1.conv.weight"]?.scalars,
+                           b.checkpointState()["model/block1.conv.weight"]?.scalars, name)
+        }
+    }
+
     func testCheckpointRoundTrip() throws {
         let learner = try makeLearner("protonet", small)
         let source = try EmbeddedTrainingSource(ways: 5, shots: 1, queries: 2)
