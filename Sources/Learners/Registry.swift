@@ -64,4 +64,8 @@ public struct LearnerRegistry {
 let builtInLearners: [LearnerDescriptor] = [
     MAML.descriptor(firstOrder: false),
     MAML.descriptor(firstOrder: true),
+    ProtoNet.descriptor,
+    MatchingNet.descriptor,
+    Baseline.descriptor(.linear),
+    Baseline.descriptor(.cosine),
 ]

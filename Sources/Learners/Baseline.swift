@@ -1,0 +1,218 @@
+import Engine
+import FewShotData
+import Models
+
+/// The fine-tuning baselines: a Conv4 pre-trained as an ordinary classifier over all training classes,
+/// then, for each episode, frozen while a new classifier head is trained on its support set.
+///
+/// Pre-training: cross-entropy of head(f(x)) over the `trainClassCount` training classes on plain batches
+/// (Adam). Adaptation: the support features f(x_i) (running batch-norm statistics, no gradients) train a
+/// new head by SGD (momentum 0.9, dampening 0.9, weight decay 0.001, mini-batches of 4, `finetune_steps`
+/// passes over the support set, as the reference code's 100 epochs); queries are scored with the frozen
+/// features and that head, each independently (not transductive). `baseline` uses a linear head
+/// W f(x) + b; `baseline++` a cosine head, logits_k = s · g_k · cos(f(x), w_k), with the reference code's
+/// class-wise learnable norm g_k (weight normalisation, g_k starting at ‖w_k‖; `class_norm` false drops it)
+/// and its scale rule s = 2 for at most 200 classes, 10 above (`scale` overrides it). The per-episode
+/// randomness (head initialisation, mini-batch order) is drawn from a generator seeded by the learner's
+/// seed and the support set's content, so adapting to the same episode twice gives the same classifier.
+///
+/// Chen, Liu, Kira, Wang & Huang, "A Closer Look at Few-shot Classification", ICLR 2019.
+public final class Baseline: MetaLearner {
+    /// The classifier head: linear (Baseline) or cosine (Baseline++).
+    public enum Head: String, Sendable { case linear, cosine }
+
+    public let kind: Head
+    public let model: Conv4
+    /// The pre-training head over the training classes (`head.weight`, and `head.bias` or `head.gain`).
+    public internal(set) var head: Parameters
+    /// The fixed scale of cosine logits (0: the reference code's rule for the head's class count).
+    public let scale: Float
+    public let classNorm: Bool
+    public let batchSize: Int
+    public let finetuneLearningRate: Float
+    public let finetuneSteps: Int
+    public let finetuneBatch: Int
+    let seed: UInt64
+    let optimizer: ParameterOptimizer<Adam>
+
+    static let sharedSpecs: [HyperParameterSpec] = [
+        HyperParameterSpec("batch_size", .int(64), "pre-training batch size (the paper uses 16; 64 is faster here)"),
+    ] + AdamOptions.specs(decayEvery: 0) + [
+        HyperParameterSpec("finetune_lr", .double(0.01), "SGD learning rate of the per-episode head"),
+        HyperParameterSpec("finetune_steps", .int(100), "passes over the support set when training the per-episode head (the reference code's epochs)"),
+        HyperParameterSpec("finetune_batch", .int(4), "mini-batch size when training the per-episode head"),
+    ] + BackboneOptions.specs
+
+    public static let hyperparameters: [HyperParameterSpec] = sharedSpecs
+
+    public static let cosineHyperparameters: [HyperParameterSpec] = sharedSpecs + [
+        HyperParameterSpec("scale", .double(0), "scale of the cosine logits (0: 2 for at most 200 classes, else 10, as the reference code)"),
+        HyperParameterSpec("class_norm", .bool(true), "class-wise learnable norm of the cosine head's weights (weight normalisation, as the reference code)"),
+    ]
+
+    public init(_ p: HyperParameters, _ setting: LearnerSetting, head kind: Head) throws {
+        self.kind = kind
+        batchSize = try p.int("batch_size", atLeast: 1)
+        optimizer = try AdamOptions.optimizer(p)
+        finetuneLearningRate = Float(try p.positiveDouble("finetune_lr"))
+        finetuneSteps = try p.int("finetune_steps", atLeast: 1)
+        finetuneBatch = try p.int("finetune_batch", atLeast: 1)
+        if kind == .cosine {
+            scale = Float(try p.nonNegativeDouble("scale"))
+            classNorm = p.bool("class_norm")
+        } else {
+            scale = 0
+            classNorm = false
+        }
+        guard setting.trainClassCount >= 2 else {
+            throw HyperParameterError.invalid(learner: p.learner, key: "train_class_count",
+                                              reason: "must be at least 2 for pre-training, got \(setting.trainClassCount)")
+        }
+        seed = setting.seed
+        model = try BackboneOptions.conv4(p, setting, classes: nil)
+        var rng = SeededGenerator(seed: setting.seed, "head")
+        head = Self.makeHead(kind, features: model.featureCount, classes: setting.trainClassCount, classNorm: classNorm,
+                             using: &rng)
+    }
+
+    /// The scale of cosine logits over `classes` classes: `scale` when set, else 2 up to 200 classes and
+    /// 10 above (CloserLookFewShot's `distLinear`).
+    public func cosineScale(classes: Int) -> Float {
+        scale > 0 ? scale : (classes <= 200 ? 2 : 10)
+    }
+
+    /// A new head for `features` inputs and `classes` outputs (PyTorch's `Linear` initialisation; the
+    /// cosine head's gains start at the norms of its weight rows, as weight normalisation does).
+    public static func makeHead<G: RandomNumberGenerator>(_ kind: Head, features: Int, classes: Int, classNorm: Bool,
+                                                          using rng: inout G) -> Parameters {
+        let (w, b) = Initializer.pytorchDefault(weight: [classes, features], fanIn: features, using: &rng)
+        switch kind {
+        case .linear:
+            return Parameters([("head.weight", w), ("head.bias", b)])
+        case .cosine:
+            var p = Parameters([("head.weight", w)])
+            if classNorm {
+                let norms = (0..<classes).map { k in
+                    w.scalars[(k * features)..<((k + 1) * features)].reduce(0) { $0 + $1 * $1 }.squareRoot()
+                }
+                p["head.gain"] = Tensor(shape: [classes], scalars: norms, requiresGrad: true)
+            }
+            return p
+        }
+    }
+
+    /// Logits [n × classes] of features [n × d] under a head: W x + b, or s · g ⊙ cos(x, w_k).
+    public func headLogits(_ features: Tensor, _ p: Parameters) -> Tensor {
+        switch kind {
+        case .linear:
+            return Layers.linear(features, p, "head")
+        case .cosine:
+            let w = p.require("head.weight")
+            var cos = Tensor.cosineSimilarity(features, w, epsilon: 1e-10)
+            if let gain = p["head.gain"] { cos = cos * gain.reshaped([1, w.shape[0]]) }
+            return cos.scaled(by: cosineScale(classes: w.shape[0]))
+        }
+    }
+
+    /// Features [n × d] of `images` with the running batch-norm statistics (constants).
+    public func features(_ images: Tensor) -> Tensor {
+        withoutGradients {
+            model.forward(images, parameters: model.parameters, normalization: .given(model.runningStatistics)).output
+        }
+    }
+
+    public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
+        let classes = head.require("head.weight").shape[0]
+        guard source.classCount <= classes else {
+            throw ParameterMismatch("the training split has \(source.classCount) classes, the head was built for \(classes)")
+        }
+        let batch = try source.classificationBatch(iteration: iteration, size: batchSize)
+        let backbone = model.parameters, theta = backbone.appending(head)
+        // The backbone alone (the same tensors as in `theta`): Conv4 would apply a `head.*` linear layer itself.
+        let result = model.forward(batch.tensor, parameters: backbone, normalization: .batch)
+        let logits = headLogits(result.output, theta)
+        let loss = Tensor.crossEntropy(logits: logits, labels: batch.labels)
+        guard loss.item.isFinite else { throw DivergedError(iteration: iteration, loss: loss.item) }
+        let updated = optimizer.update(theta, gradients: gradients(of: loss, wrt: theta.tensors))
+        model.parameters = model.parameters.map { name, _ in updated.require(name) }
+        head = head.map { name, _ in updated.require(name) }
+        model.updateRunningStatistics(result.statistics, count: batch.count)
+        return StepStats(loss: loss.item, accuracy: accuracy(logits: logits, labels: batch.labels))
+    }
+
+    /// A new head trained on support `features` [n × d]; `losses` holds the loss on the whole support set
+    /// before training and after each pass. A pure function of its inputs and `seed`.
+    public func fineTune(features: Tensor, labels: [Int], ways: Int, seed: UInt64) -> (head: Parameters, losses: [Float]) {
+        withGradients {
+            var rng = SeededGenerator(seed: seed, "finetune")
+            var p = Self.makeHead(kind, features: features.shape[1], classes: ways, classNorm: classNorm, using: &rng)
+            let momentum: Float = 0.9, dampening: Float = 0.9, weightDecay: Float = 0.001
+            var buffers: [[Float]] = p.tensors.map { [Float](repeating: 0, count: $0.count) }
+            var step = 0
+            func supportLoss() -> Float {
+                withoutGradients { Tensor.crossEntropy(logits: headLogits(features, p), labels: labels).item }
+            }
+            var losses = [supportLoss()]
+            var order = Array(0..<labels.count)
+            for _ in 0..<finetuneSteps {
+                rng.shuffle(&order)
+                for start in stride(from: 0, to: order.count, by: finetuneBatch) {
+                    let idx = Array(order[start..<min(start + finetuneBatch, order.count)])
+                    let leaves = p.asLeaves()
+                    let loss = Tensor.crossEntropy(logits: headLogits(features.gatherRows(idx), leaves),
+                                                   labels: idx.map { labels[$0] })
+                    let grads = gradients(of: loss, wrt: leaves.tensors)
+                    step += 1
+                    // PyTorch's SGD: g ← g + λθ; b ← g (first step) or μb + (1 − dampening)g; θ ← θ − ηb.
+                    p = p.replacing(p.tensors.enumerated().map { j, t in
+                        var v = t.scalars
+                        let g = grads[j].scalars
+                        for k in 0..<v.count {
+                            let gk = g[k] + weightDecay * v[k]
+                            buffers[j][k] = step == 1 ? gk : momentum * buffers[j][k] + (1 - dampening) * gk
+                            v[k] -= finetuneLearningRate * buffers[j][k]
+                        }
+                        return Tensor(shape: t.shape, scalars: v)
+                    })
+                }
+                losses.append(supportLoss())
+            }
+            return (p, losses)
+        }
+    }
+
+    public func adapt(support: LabelledImages, ways: Int) throws -> EpisodeClassifier {
+        let supportFeatures = features(support.tensor)
+        let tuned = fineTune(features: supportFeatures, labels: support.labels, ways: ways,
+                             seed: MetricSupport.contentSeed(support, seed: seed)).head
+        return ClosureClassifier { queries in self.headLogits(self.features(queries), tuned) }
+    }
+
+    public func checkpointState() -> [String: Tensor] {
+        var state = model.parameters.appending(head).dictionary.mapKeys { "model/" + $0 }
+        state.merge(MetricSupport.statisticsState(model.runningStatistics)) { a, _ in a }
+        state.merge(MetricSupport.optimizerState(optimizer)) { a, _ in a }
+        return state
+    }
+
+    public func restore(checkpointState state: [String: Tensor]) throws {
+        let backbone = try model.parameters.loading(state, prefix: "model/")
+        let restoredHead = try head.loading(state, prefix: "model/")
+        let statistics = try MetricSupport.loadStatistics(state, like: model.runningStatistics)
+        try MetricSupport.restoreOptimizer(optimizer, from: state, parameters: backbone.appending(restoredHead))
+        model.parameters = backbone
+        head = restoredHead
+        model.runningStatistics = statistics
+    }
+
+    static func descriptor(_ kind: Head) -> LearnerDescriptor {
+        LearnerDescriptor(
+            name: kind == .linear ? "baseline" : "baseline++",
+            summary: kind == .linear
+                ? "Fine-tune baseline: pre-trained Conv4, a new linear head trained on each support set"
+                : "Baseline++: pre-trained Conv4 with a cosine head, a new cosine head trained on each support set",
+            paper: "Chen, Liu, Kira, Wang & Huang, A Closer Look at Few-shot Classification, ICLR 2019",
+            hyperparameters: kind == .linear ? hyperparameters : cosineHyperparameters
+        ) { p, setting in try Baseline(p, setting, head: kind) }
+    }
+}

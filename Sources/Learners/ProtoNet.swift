@@ -1,0 +1,107 @@
+import Engine
+import Foundation
+import FewShotData
+import Models
+
+/// Prototypical Networks: classifies a query by its distance to each class's prototype, the mean of the
+/// class's embedded support examples.
+///
+/// c_k = (1/|S_k|) Σ_{(x_i, y_i) ∈ S_k} f_φ(x_i); logits_k(x) = −‖f_φ(x) − c_k‖²; the embedding f_φ (a Conv4
+/// without head) is trained end to end on `trainWays`-way episodes (Adam; the loss is averaged over the
+/// meta-batch), with the learning rate halved every 2000 iterations by default, as in the paper.
+/// During training, batch norm normalises each episode (support and queries together, as the reference
+/// code embeds them in one batch) with its own statistics and folds them into running averages. At
+/// evaluation, support and queries are embedded with those running statistics, so each query is scored
+/// independently of the others (not transductive).
+///
+/// Snell, Swersky & Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017.
+public final class ProtoNet: MetaLearner {
+    public let model: Conv4
+    let optimizer: ParameterOptimizer<Adam>
+    var metaBatchSize: Int
+
+    public static let hyperparameters: [HyperParameterSpec] =
+        AdamOptions.specs(decayEvery: 2000) + BackboneOptions.specs
+
+    public init(_ p: HyperParameters, _ setting: LearnerSetting) throws {
+        optimizer = try AdamOptions.optimizer(p)
+        model = try BackboneOptions.conv4(p, setting, classes: nil)
+        metaBatchSize = max(1, setting.metaBatch)
+    }
+
+    /// Embeddings [n × d] of `images` with the running batch-norm statistics (evaluation mode, constants).
+    public func embed(_ images: Tensor) -> Tensor {
+        withoutGradients {
+            model.forward(images, parameters: model.parameters, normalization: .given(model.runningStatistics)).output
+        }
+    }
+
+    /// The class means [ways × d] of support embeddings [n × d] with labels in 0..<ways.
+    public static func prototypes(_ embeddings: Tensor, labels: [Int], ways: Int) -> Tensor {
+        MetricSupport.classMeans(embeddings, labels: labels, ways: ways)
+    }
+
+    /// Logits [m × ways]: minus the squared Euclidean distance of each query embedding to each prototype.
+    public static func logits(queries: Tensor, prototypes: Tensor) -> Tensor {
+        -Tensor.pairwiseSquaredDistances(queries, prototypes)
+    }
+
+    /// The query loss of one episode and its gradient with respect to `theta`, with the batch statistics.
+    func episodeGradient(_ theta: Parameters, episode: Episode)
+        -> (gradients: [Tensor], loss: Float, accuracy: Float, statistics: [ChannelStatistics], count: Int) {
+        let ns = episode.support.count
+        let images = Tensor.concat([episode.support.tensor, episode.query.tensor], axis: 0)
+        let result = model.forward(images, parameters: theta, normalization: .batch)
+        let support = result.output.slice(axis: 0, 0..<ns)
+        let query = result.output.slice(axis: 0, ns..<images.shape[0])
+        let logits = Self.logits(queries: query, prototypes: Self.prototypes(support, labels: episode.support.labels,
+                                                                            ways: episode.ways))
+        let loss = Tensor.crossEntropy(logits: logits, labels: episode.query.labels)
+        let grads = gradients(of: loss, wrt: theta.tensors)
+        return (grads, loss.item, accuracy(logits: logits, labels: episode.query.labels), result.statistics,
+                images.shape[0])
+    }
+
+    public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
+        let episodes = try source.episodes(iteration: iteration, count: metaBatchSize)
+        let theta = model.parameters
+        var statistics: [([ChannelStatistics], Int)] = Array(repeating: ([], 0), count: episodes.count)
+        let lock = NSLock()
+        let r = MetricSupport.averaged(episodes.count) { i in
+            let e = episodeGradient(theta, episode: episodes[i])
+            lock.withLock { statistics[i] = (e.statistics, e.count) }
+            return (e.gradients, e.loss, e.accuracy)
+        }
+        guard r.loss.isFinite else { throw DivergedError(iteration: iteration, loss: r.loss) }
+        model.parameters = optimizer.update(theta, gradients: r.gradients)
+        for (s, n) in statistics { model.updateRunningStatistics(s, count: n) }
+        return StepStats(loss: r.loss, accuracy: r.accuracy)
+    }
+
+    public func adapt(support: LabelledImages, ways: Int) throws -> EpisodeClassifier {
+        let prototypes = Self.prototypes(embed(support.tensor), labels: support.labels, ways: ways)
+        return ClosureClassifier { queries in Self.logits(queries: self.embed(queries), prototypes: prototypes) }
+    }
+
+    public func checkpointState() -> [String: Tensor] {
+        var state = model.parameters.dictionary.mapKeys { "model/" + $0 }
+        state.merge(MetricSupport.statisticsState(model.runningStatistics)) { a, _ in a }
+        state.merge(MetricSupport.optimizerState(optimizer)) { a, _ in a }
+        return state
+    }
+
+    public func restore(checkpointState state: [String: Tensor]) throws {
+        let parameters = try model.parameters.loading(state, prefix: "model/")
+        let statistics = try MetricSupport.loadStatistics(state, like: model.runningStatistics)
+        try MetricSupport.restoreOptimizer(optimizer, from: state, parameters: parameters)
+        model.parameters = parameters
+        model.runningStatistics = statistics
+    }
+
+    static let descriptor = LearnerDescriptor(
+        name: "protonet",
+        summary: "Prototypical Networks: logits are minus squared distances to class-mean embeddings",
+        paper: "Snell, Swersky & Zemel, Prototypical Networks for Few-shot Learning, NeurIPS 2017",
+        hyperparameters: hyperparameters
+    ) { p, setting in try ProtoNet(p, setting) }
+}
