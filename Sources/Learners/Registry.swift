@@ -64,4 +64,5 @@ public struct LearnerRegistry {
 let builtInLearners: [LearnerDescriptor] = [
     MAML.descriptor(firstOrder: false),
     MAML.descriptor(firstOrder: true),
+    Reptile.descriptor,
 ]
