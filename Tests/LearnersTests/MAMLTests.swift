@@ -36,18 +36,25 @@ final class MAMLTests: XCTestCase {
     }
 
     /// Checks the second-order meta-gradient against central differences at 12 random coordinates of every
-    /// parameter: |analytic − numeric| ≤ 2e-3 + 5e-2·|numeric|, with h = 5e-3 (the engine is float32, so
-    /// the differences carry about 1e-7/h ≈ 2e-5 of rounding each).
+    /// parameter.
+    ///
+    /// L is only piecewise smooth: the inner gradient contains ReLU masks, so θ′ (and L) jump wherever a
+    /// support-set pre-activation changes sign. A coordinate is compared where the central differences
+    /// D(h) and D(h/2) agree within 2e-3 + 1e-2·|D(h/2)| for h = 2e-3, else 1e-3, else 5e-4 (a jump inside
+    /// [−h, h] moves them apart by about jump/h; on a smooth piece they differ by O(h²)); there the check is
+    /// |analytic − D(h/2)| ≤ 3e-3 + 3e-2·|D(h/2)|. The engine is float32, so D carries about 1e-6/h ≲ 4e-3
+    /// of rounding. At least three quarters of the coordinates, and some of every tensor, must be smooth enough to check.
     func checkMetaGradient(innerSteps: Int) throws {
         let maml = try tinyMAML(firstOrder: false, innerSteps: innerSteps)
-        let episode = randomEpisode(ways: 3, shots: 2, queries: 2, shape: Self.tinyShape, seed: 5)
+        let episode = randomEpisode(ways: 3, shots: 1, queries: 2, shape: Self.tinyShape, seed: 5)
         let theta = maml.model.parameters.asLeaves()
         let analytic = maml.metaGradient(theta, episode: episode).gradients
         var rng = SeededGenerator(seed: 99)
-        let h: Float = 5e-3
-        var checked = 0, largest = 0.0
+        let steps: [Float] = [2e-3, 1e-3, 5e-4]
+        var sampled = 0, checked = 0, largest = 0.0
         for (j, (name, tensor)) in theta.enumerated() {
-            for _ in 0..<min(12, tensor.count) {
+            var checkedHere = 0
+            for _ in 0..<12 {
                 let k = rng.nextInt(below: tensor.count)
                 func loss(_ delta: Float) -> Double {
                     var values = tensor.scalars
@@ -55,15 +62,28 @@ final class MAMLTests: XCTestCase {
                     let perturbed = theta.map { n, t in n == name ? Tensor(shape: t.shape, scalars: values) : t }
                     return postAdaptationLoss(maml, perturbed, episode)
                 }
-                let numeric = (loss(h) - loss(-h)) / (2 * Double(h))
+                sampled += 1
+                // The first step size at which the coordinate looks smooth, if any.
+                var numeric: Double?
+                for h in steps {
+                    let coarse = (loss(h) - loss(-h)) / (2 * Double(h))
+                    let fine = (loss(h / 2) - loss(-h / 2)) / Double(h)
+                    if abs(coarse - fine) <= 2e-3 + 1e-2 * abs(fine) {
+                        numeric = fine
+                        break
+                    }
+                }
+                guard let numeric else { continue }
                 let a = Double(analytic[j].scalars[k])
                 largest = max(largest, abs(numeric))
-                XCTAssertLessThanOrEqual(abs(a - numeric), 2e-3 + 5e-2 * abs(numeric),
+                XCTAssertLessThanOrEqual(abs(a - numeric), 3e-3 + 3e-2 * abs(numeric),
                                          "\(name)[\(k)] at \(innerSteps) inner steps: analytic \(a), numeric \(numeric)")
                 checked += 1
+                checkedHere += 1
             }
+            XCTAssertGreaterThan(checkedHere, 0, "\(name): no coordinate smooth enough to check")
         }
-        XCTAssertGreaterThan(checked, 50)
+        XCTAssertGreaterThanOrEqual(4 * checked, 3 * sampled, "only \(checked) of \(sampled) coordinates checked")
         XCTAssertGreaterThan(largest, 1e-2, "the check needs gradients that are not all tiny")
     }
 
@@ -122,6 +142,7 @@ final class MAMLTests: XCTestCase {
                 XCTAssertTrue(stats.loss.isFinite)
             }
             let accuracy = try meanAccuracy(learner, test, episodes: 50)
+            print("\(name): mean test accuracy \(accuracy) after 30 iterations")
             XCTAssertGreaterThan(accuracy, 0.35, "\(name): mean test accuracy \(accuracy) (chance 0.2)")
         }
     }

@@ -97,7 +97,7 @@ final class ReptileTests: XCTestCase {
         let classifier = try reptile.adapt(support: episode.support, ways: 3)
         let all = try classifier.logits(queries: episode.query.tensor)
         let first = try classifier.logits(queries: episode.query.tensor.slice(axis: 0, 0..<1))
-        XCTAssertEqual(Array(all.scalars.prefix(3)), first.scalars)
+        assertClose(first.scalars, Array(all.scalars.prefix(3)), relative: 1e-5, absolute: 1e-6)
     }
 
     func testReptileLearnsEmbeddedGlyphs() throws {
@@ -110,6 +110,7 @@ final class ReptileTests: XCTestCase {
             XCTAssertTrue(try learner.trainStep(iteration: iteration, source: train).loss.isFinite)
         }
         let accuracy = try meanAccuracy(learner, test, episodes: 50)
+        print("reptile: mean test accuracy \(accuracy) after 30 iterations")
         XCTAssertGreaterThan(accuracy, 0.35, "mean test accuracy \(accuracy) (chance 0.2)")
     }
 
