@@ -14,8 +14,10 @@ import Models
 /// in the reference implementation) unless `transductive` is false, in which case queries are normalised
 /// with the adapted model's support-set statistics.
 ///
-/// The reported training loss and accuracy are those of the episode's queries at φ (Reptile does not
-/// train on them), averaged over the meta-batch, so they compare with MAML's.
+/// The reported training loss and accuracy are those of the episode's queries at φ, averaged over the
+/// meta-batch, so they compare with MAML's: held-out by default, training data with `train_on_queries`
+/// (which trains the inner loop on support and query images, as the paper trains on more shots than it
+/// evaluates with).
 ///
 /// Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", arXiv:1803.02999, 2018.
 public final class Reptile: MetaLearner {
@@ -40,6 +42,9 @@ public final class Reptile: MetaLearner {
     /// T, the iterations over which ε falls to 0.
     public let plannedIterations: Int
     public let transductive: Bool
+    /// Whether meta-training inner loops use support and query images (the paper trains on more shots
+    /// than it evaluates with); evaluation always adapts on the support set only.
+    public let trainOnQueries: Bool
     let seed: UInt64
     var metaBatchSize = 1
 
@@ -52,6 +57,7 @@ public final class Reptile: MetaLearner {
         HyperParameterSpec("inner_batch", .int(0), "images per inner step, drawn without replacement; 0 = the whole support set (paper: 10)"),
         HyperParameterSpec("eval_inner_lr", .double(0.001), "inner-loop learning rate at evaluation"),
         HyperParameterSpec("eval_inner_steps", .int(50), "inner-loop steps at evaluation (paper: 50)"),
+        HyperParameterSpec("train_on_queries", .bool(false), "meta-training inner loops also train on the episode's queries (the paper's larger training shots: 10 Omniglot, 15 miniImageNet)"),
         HyperParameterSpec("outer_lr", .double(1.0), "outer step size ε₀, annealed linearly to 0 over the iterations (paper: 1.0)"),
         HyperParameterSpec("transductive", .bool(true), "batch norm uses query-batch statistics (false: the support set's)"),
     ] + BackboneOptions.specs
@@ -65,6 +71,7 @@ public final class Reptile: MetaLearner {
         evalInnerSteps = try p.int("eval_inner_steps", atLeast: 1)
         outerLearningRate = Float(try p.positiveDouble("outer_lr"))
         transductive = p.bool("transductive")
+        trainOnQueries = p.bool("train_on_queries")
         plannedIterations = max(1, setting.iterations)
         metaBatchSize = max(1, setting.metaBatch)
         seed = setting.seed
@@ -136,8 +143,13 @@ public final class Reptile: MetaLearner {
     /// φ for one training task, with the query loss and accuracy at φ.
     func adaptTask(_ theta: Parameters, episode: Episode, iteration: Int, task: Int) -> (phi: Parameters, loss: Float, accuracy: Float) {
         var rng = SeededGenerator(seed: seed, "reptile-train-batches", .int(iteration), .int(task))
-        let batches = Self.innerBatches(count: episode.support.count, batch: innerBatch, steps: innerSteps, using: &rng)
-        let phi = adapt(theta, support: episode.support, batches: batches, learningRate: innerLearningRate)
+        var data = episode.support
+        if trainOnQueries {
+            data.pixels += episode.query.pixels
+            data.labels += episode.query.labels
+        }
+        let batches = Self.innerBatches(count: data.count, batch: innerBatch, steps: innerSteps, using: &rng)
+        let phi = adapt(theta, support: data, batches: batches, learningRate: innerLearningRate)
         return withoutGradients {
             let logits = queryLogits(phi, support: episode.support.tensor, query: episode.query.tensor)
             let loss = Tensor.crossEntropy(logits: logits, labels: episode.query.labels)
