@@ -64,6 +64,7 @@ public struct LearnerRegistry {
 let builtInLearners: [LearnerDescriptor] = [
     MAML.descriptor(firstOrder: false),
     MAML.descriptor(firstOrder: true),
+    Reptile.descriptor,
     ProtoNet.descriptor,
     MatchingNet.descriptor,
     Baseline.descriptor(.linear),
