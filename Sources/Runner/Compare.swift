@@ -114,12 +114,13 @@ public struct CheckOutcome: Sendable {
 
 /// Compares a fresh run with stored results.
 public enum RegressionCheck {
-    /// Exact when the suite says `exact: true` and seeds and thread count match the stored set; then every
+    /// Exact when the suite says `exact: true` and seeds, thread count and OpenBLAS kernels match the stored set; then every
     /// cell's accuracy and per-episode results must be identical. Otherwise a cell fails when its accuracy
     /// is outside the combined interval. Stored cells the fresh run did not select are ignored; a fresh
     /// cell with no stored counterpart, or a different configuration, fails.
     public static func check(fresh: ResultSet, stored: ResultSet) -> CheckOutcome {
         let exact = fresh.exact && fresh.threads == stored.threads && fresh.seeds == stored.seeds
+            && fresh.versions.openblasCoretype == stored.versions.openblasCoretype
         var failures: [String] = []
         var matched = 0
         for cell in fresh.cells {

@@ -130,7 +130,7 @@ public enum Report {
         md += "\n## Machine\n\n"
         md += "- CPU: \(results.machine.cpuModel), \(results.machine.coreCount) cores; \(results.threads) compute threads\n"
         md += "- MetaBench \(results.versions.metabench), \(results.versions.swift), commit \(results.gitCommit)\n"
-        if let coretype = results.versions.openblasCoretype { md += "- OPENBLAS_CORETYPE=\(coretype)\n" }
+        if let coretype = results.versions.openblasCoretype { md += "- OpenBLAS kernels: \(coretype)\n" }
         md += "- Date: \(results.date)\n"
         return md
     }

@@ -1,3 +1,4 @@
+import Engine
 import FewShotData
 import Foundation
 import Learners
@@ -210,12 +211,12 @@ public struct MachineInfo: Sendable, Codable, Equatable {
 public struct VersionInfo: Sendable, Codable, Equatable {
     public var metabench: String
     public var swift: String
-    /// `OPENBLAS_CORETYPE` when set (it changes which kernels OpenBLAS runs, hence the last bits of results).
+    /// The OpenBLAS kernels in use (e.g. "SkylakeX" or "Haswell"): they change the last bits of results.
     public var openblasCoretype: String?
 
     public static func current() -> VersionInfo {
         VersionInfo(metabench: MetaBenchInfo.version, swift: MetaBenchInfo.compilerVersion,
-                    openblasCoretype: ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"])
+                    openblasCoretype: BLAS.coreName)
     }
 }
 

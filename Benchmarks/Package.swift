@@ -1,0 +1,25 @@
+// swift-tools-version: 6.1
+// Speed and memory benchmarks of MetaBench, kept in their own package so ordo-one/benchmark and its
+// plugin stay out of the main build and of CI. Run from this folder: `swift package benchmark`.
+import PackageDescription
+
+let package = Package(
+    name: "MetaBenchBenchmarks",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(name: "MetaBench", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "MetaBenchBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MetaBench", package: "MetaBench"),
+            ],
+            path: "Benchmarks/MetaBenchBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)
