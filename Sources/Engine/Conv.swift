@@ -179,10 +179,13 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
     }
 }
 
-/// The weight gradient Σ g · im2col(x)ᵀ of a convolution.
-private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> [Float] {
+/// The weight gradient Σ g · im2col(x)ᵀ of a convolution and, when asked, the bias gradient Σ g (summed
+/// from the same cache-resident gradient rows).
+private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
+                                      biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     let hw = g.ho * g.wo
     let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    biasGradient?.update(repeating: 0, count: g.o)
     return x.withPointer { px in
         grad.withPointer { pg in
             makeZeroedScalars(g.o * g.colRows) { pw in
@@ -194,6 +197,9 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
                             channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
                             BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
                                        a: gcol, lda: n, b: cols, ldb: n, beta: 1, c: pw, ldc: g.colRows)
+                            if let biasGradient {
+                                for ch in 0..<g.o { biasGradient[ch] += vectorSum(gcol + ch * n, n) }
+                            }
                         }
                     }
                 }
@@ -211,6 +217,15 @@ extension Tensor {
         let out = convForward(x, w, g, bias: bias)
         let inputs = bias.map { [x, w, $0] } ?? [x, w]
         return record("conv2d", [g.n, g.o, g.ho, g.wo], out, inputs: inputs) { grad, _ in
+            if !GradMode.isEnabled, let bias, bias.requiresGrad, w.requiresGrad {
+                // First order: weight and bias gradients in one pass over the gradient.
+                var biasGradient = [Float](repeating: 0, count: g.o)
+                let dw = biasGradient.withUnsafeMutableBufferPointer {
+                    convWeightGradientValues(x, grad, g, biasGradient: $0.baseAddress!)
+                }
+                return [x.requiresGrad ? convInputGradient(grad, weight: w, geometry: g) : nil,
+                        Tensor(shape: w.shape, scalars: dw), Tensor(shape: [g.o], scalars: biasGradient)]
+            }
             var result: [Tensor?] = [
                 x.requiresGrad ? convInputGradient(grad, weight: w, geometry: g) : nil,
                 w.requiresGrad ? convWeightGradient(x, grad, geometry: g) : nil,
