@@ -218,9 +218,8 @@ func hvpComparison(_ inputs: [Tensor], wrt: [Int]? = nil, seed: UInt64 = 11, eps
     // Numeric HVP from differences of first-order gradients.
     var plus = constants, minus = constants
     for (j, k) in indices.enumerated() {
-        let xs = constants[k].scalars, vs = v[j].scalars
-        plus[k] = Tensor(shape: constants[k].shape, scalars: zip(xs, vs).map { Float(Double($0) + eps * Double($1)) })
-        minus[k] = Tensor(shape: constants[k].shape, scalars: zip(xs, vs).map { Float(Double($0) - eps * Double($1)) })
+        plus[k] = displaced([constants[k]], [v[j]], eps)[0]
+        minus[k] = displaced([constants[k]], [v[j]], -eps)[0]
     }
     let gp = gradient(at: plus), gm = gradient(at: minus)
     var result = Comparison()
@@ -270,4 +269,15 @@ func assertClose(_ actual: [Float], _ expected: [Double], rtol: Double = 1e-5, a
     }
     XCTAssertLessThanOrEqual(worst, 1, "\(name): worst element \(worstIndex): \(worstIndex >= 0 ? "\(actual[worstIndex]) vs \(expected[worstIndex])" : "")",
                              file: file, line: line)
+}
+
+/// Constants x + s·v, computed in Double and rounded once.
+func displaced(_ x: [Tensor], _ v: [Tensor], _ s: Double) -> [Tensor] {
+    var out: [Tensor] = []
+    for (a, d) in zip(x, v) {
+        var values = [Float](repeating: 0, count: a.count)
+        for i in 0..<a.count { values[i] = Float(Double(a.scalars[i]) + s * Double(d.scalars[i])) }
+        out.append(Tensor(shape: a.shape, scalars: values))
+    }
+    return out
 }
