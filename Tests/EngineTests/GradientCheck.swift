@@ -264,7 +264,8 @@ func assertClose(_ actual: [Float], _ expected: [Double], rtol: Double = 1e-5, a
     XCTAssertEqual(actual.count, expected.count, "\(name): \(actual.count) values, expected \(expected.count)", file: file, line: line)
     var worst = 0.0, worstIndex = -1
     for (i, (a, e)) in zip(actual, expected).enumerated() {
-        let ratio = abs(Double(a) - e) / (atol + rtol * abs(e))
+        let diff = abs(Double(a) - e)
+        let ratio = diff == 0 ? 0 : diff / (atol + rtol * abs(e))
         if !(ratio <= worst) { worst = ratio; worstIndex = i }
     }
     XCTAssertLessThanOrEqual(worst, 1, "\(name): worst element \(worstIndex): \(worstIndex >= 0 ? "\(actual[worstIndex]) vs \(expected[worstIndex])" : "")",
