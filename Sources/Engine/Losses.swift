@@ -14,8 +14,8 @@ extension Tensor {
                     for j in 0..<cols { mx = Swift.max(mx, x[j]) }
                     var s: Float = 0
                     for j in 0..<cols { s += Foundation.exp(x[j] - mx) }
-                    let lse = mx + Foundation.log(s)
-                    for j in 0..<cols { o[j] = x[j] - lse }
+                    let logSum = Foundation.log(s)
+                    for j in 0..<cols { o[j] = (x[j] - mx) - logSum }
                 }
             }
         }

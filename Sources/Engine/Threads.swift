@@ -4,6 +4,12 @@ import Foundation
 /// parallel tasks (each with single-threaded BLAS) — never both at once.
 public enum ComputeThreads {
     private static let lock = NSLock()
+    /// Set on threads running a `map` body.
+    private static let insideKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
     nonisolated(unsafe) private static var _count: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
     /// The thread count in use (2 or the machine's cores, whichever is fewer, unless set).
@@ -24,13 +30,16 @@ public enum ComputeThreads {
     /// are returned in index order, so what follows is independent of scheduling.
     public static func map<T>(_ n: Int, _ body: (Int) throws -> T) rethrows -> [T] {
         let threads = min(count, n)
-        if threads <= 1 { return try (0..<n).map(body) }
+        // Inside a parallel region already (a nested map): run in order on this thread.
+        if threads <= 1 || pthread_getspecific(insideKey) != nil { return try (0..<n).map(body) }
         BLAS.setThreads(1)
         defer { BLAS.setThreads(count) }
         var results = [Result<T, Error>?](repeating: nil, count: n)
         let resultsLock = NSLock()
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: threads) { worker in
+                pthread_setspecific(insideKey, UnsafeRawPointer(bitPattern: 1))
+                defer { pthread_setspecific(insideKey, nil) }
                 var i = worker
                 while i < n {
                     let r = Result { try body(i) }

@@ -18,6 +18,9 @@ import Models
 ///
 /// Chen, Liu, Kira, Wang & Huang, "A Closer Look at Few-shot Classification", ICLR 2019.
 public final class Baseline: MetaLearner {
+    /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
+    public var adaptsConcurrently: Bool { true }
+
     /// The classifier head: linear (Baseline) or cosine (Baseline++).
     public enum Head: String, Sendable { case linear, cosine }
 

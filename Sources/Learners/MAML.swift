@@ -14,6 +14,9 @@ import Models
 ///
 /// Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks", ICML 2017.
 public final class MAML: MetaLearner {
+    /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
+    public var adaptsConcurrently: Bool { true }
+
     public let model: Conv4
     public let innerLearningRate: Float
     public let innerSteps: Int

@@ -19,6 +19,9 @@ import Models
 /// Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
 /// NeurIPS 2016.
 public final class MatchingNet: MetaLearner {
+    /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
+    public var adaptsConcurrently: Bool { true }
+
     public let model: Conv4
     /// The LSTMs of the full-context embeddings (`fce.fwd.*`, `fce.bwd.*`, `fce.attn.*`; empty without FCE).
     public internal(set) var fce: Parameters

@@ -82,6 +82,11 @@ public protocol MetaLearner: AnyObject {
     /// A classifier for an episode with `ways` classes, from its labelled support set.
     func adapt(support: LabelledImages, ways: Int) throws -> EpisodeClassifier
 
+    /// Whether `adapt` and the classifiers it returns may run on several threads at once, for different
+    /// episodes (they read the learner and change nothing in it). The runner then evaluates episodes in
+    /// parallel. False by default.
+    var adaptsConcurrently: Bool { get }
+
     /// The meta-trained state, as named tensors (a checkpoint is one HDF5 dataset per name).
     func checkpointState() -> [String: Tensor]
 
@@ -91,4 +96,5 @@ public protocol MetaLearner: AnyObject {
 
 extension MetaLearner {
     public var isTransductive: Bool { false }
+    public var adaptsConcurrently: Bool { false }
 }

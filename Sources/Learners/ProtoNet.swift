@@ -16,6 +16,9 @@ import Models
 ///
 /// Snell, Swersky & Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017.
 public final class ProtoNet: MetaLearner {
+    /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
+    public var adaptsConcurrently: Bool { true }
+
     public let model: Conv4
     let optimizer: ParameterOptimizer<Adam>
     var metaBatchSize: Int

@@ -21,6 +21,9 @@ import Models
 ///
 /// Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", arXiv:1803.02999, 2018.
 public final class Reptile: MetaLearner {
+    /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
+    public var adaptsConcurrently: Bool { true }
+
     /// The inner-loop optimiser.
     public enum InnerOptimizer: String, Sendable {
         /// Plain gradient descent: φ ← φ − α·g.

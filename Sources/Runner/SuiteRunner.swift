@@ -326,35 +326,52 @@ public final class SuiteRunner {
         var seconds = 0.0
     }
 
-    /// Adapts to each episode's support set and scores its queries; accuracy is argmax == label.
+    /// Adapts to each episode's support set and scores its queries; accuracy is argmax == label. Learners
+    /// that adapt concurrently are evaluated a block of episodes at a time on `ComputeThreads` threads;
+    /// results are gathered in episode order, so they do not depend on the thread count or scheduling.
     func evaluate(learner: MetaLearner, label: String, sampler: EpisodeSampler, episodes: Int,
                   memory: PeakMemorySampler, showProgress: Bool) throws -> EvaluationOutcome {
         var outcome = EvaluationOutcome()
         var nanoseconds: UInt64 = 0
-        for index in 0..<episodes {
-            let episode = sampler.episode(index)
-            let n = episode.query.count
-            let shape = episode.query.shape
-            let queries = Tensor(shape: [n, shape.channels, shape.height, shape.width], scalars: episode.query.pixels)
-            let start = DispatchTime.now().uptimeNanoseconds
-            let classifier = try learner.adapt(support: episode.support, ways: episode.ways)
-            let logits = try classifier.logits(queries: queries)
-            nanoseconds += DispatchTime.now().uptimeNanoseconds - start
+        let parallel = learner.adaptsConcurrently && ComputeThreads.count > 1
+        let block = parallel ? ComputeThreads.count * 4 : 1
+        var first = 0
+        while first < episodes {
+            let count = min(block, episodes - first)
+            let results = try ComputeThreads.map(parallel ? count : 0) { i in
+                try self.evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first + i))
+            } + (parallel ? [] : [try evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first))])
+            for (offset, r) in results.enumerated() {
+                nanoseconds += r.nanoseconds
+                outcome.correct.append(r.correct)
+                outcome.accuracies.append(r.queries > 0 ? Double(r.correct) / Double(r.queries) : 0)
+                outcome.queries = r.queries
+                if showProgress {
+                    progress?.evaluation(done: first + offset + 1, total: episodes,
+                                         accuracy: Statistics.mean(outcome.accuracies) * 100)
+                }
+            }
             memory.sample()
-            guard logits.shape == [n, episode.ways] else {
-                throw RunnerError.invalidLogits(learner: label, expected: [n, episode.ways], got: logits.shape)
-            }
-            let correct = Self.correctCount(logits: logits.scalars, labels: episode.query.labels, ways: episode.ways)
-            outcome.correct.append(correct)
-            outcome.accuracies.append(n > 0 ? Double(correct) / Double(n) : 0)
-            outcome.queries = n
-            if showProgress {
-                progress?.evaluation(done: index + 1, total: episodes,
-                                     accuracy: Statistics.mean(outcome.accuracies) * 100)
-            }
+            first += count
         }
         outcome.seconds = Double(nanoseconds) / 1e9
         return outcome
+    }
+
+    /// One episode: adapt, score, count the correct queries; with the time spent in the learner.
+    private func evaluateEpisode(learner: MetaLearner, label: String, episode: Episode) throws
+        -> (correct: Int, queries: Int, nanoseconds: UInt64) {
+        let n = episode.query.count
+        let shape = episode.query.shape
+        let queries = Tensor(shape: [n, shape.channels, shape.height, shape.width], scalars: episode.query.pixels)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let classifier = try learner.adapt(support: episode.support, ways: episode.ways)
+        let logits = try classifier.logits(queries: queries)
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        guard logits.shape == [n, episode.ways] else {
+            throw RunnerError.invalidLogits(learner: label, expected: [n, episode.ways], got: logits.shape)
+        }
+        return (Self.correctCount(logits: logits.scalars, labels: episode.query.labels, ways: episode.ways), n, elapsed)
     }
 
     /// Queries whose largest logit (the first, on ties; NaN logits never win) is at their label.

@@ -131,25 +131,26 @@ final class MAMLTests: XCTestCase {
         XCTAssertGreaterThan(difference, 1e-3, "the second-order terms must change the meta-gradient")
     }
 
-    /// 50 iterations of 4 episodes, then 50 test episodes (5-way 1-shot, width 16). Chance is 0.2, but the
-    /// untrained initialisation adapted on the support set already scores about 0.53, so MAML must also
-    /// beat that (it reaches about 0.63; first-order MAML learns more slowly and is only held to 0.35).
+    /// 80 iterations of 4 episodes, then 50 test episodes (5-way 1-shot, width 16, α = 0.1). Chance is
+    /// 0.2, but the untrained initialisation adapted on the support set already scores about 0.5, so
+    /// MAML must clearly beat that; first-order MAML learns more slowly and is held to beating chance.
     func testMAMLAndFirstOrderMAMLLearnEmbeddedGlyphs() throws {
         let train = SamplerSource(sampler: try Embedded.sampler("train", queries: 3, seed: 3))
         let test = try Embedded.sampler("test", queries: 3)
         var untrained = 0.0
         for name in ["maml", "fomaml"] {
             let learner = try LearnerRegistry.builtIn.descriptor(named: name).instantiate(
-                ["width": .int(16)], setting: Embedded.setting(queries: 3, metaBatch: 4, iterations: 50))
+                ["width": .int(16), "inner_lr": .double(0.1), "eval_inner_lr": .double(0.1)],
+                setting: Embedded.setting(queries: 3, metaBatch: 4, iterations: 80))
             if name == "maml" { untrained = try meanAccuracy(learner, test, episodes: 50) }
-            for iteration in 0..<50 {
+            for iteration in 0..<80 {
                 let stats = try learner.trainStep(iteration: iteration, source: train)
                 XCTAssertTrue(stats.loss.isFinite)
             }
             let accuracy = try meanAccuracy(learner, test, episodes: 50)
             XCTAssertGreaterThan(accuracy, 0.35, "\(name): mean test accuracy \(accuracy) (chance 0.2)")
             if name == "maml" {
-                XCTAssertGreaterThan(accuracy, untrained + 0.05, "maml: \(accuracy) after training, \(untrained) before")
+                XCTAssertGreaterThan(accuracy, untrained + 0.1, "maml: \(accuracy) after training, \(untrained) before")
             }
         }
     }
