@@ -10,6 +10,8 @@ struct ConvGeometry: Equatable {
     var wo: Int { (w + 2 * pad - kw) / stride + 1 }
     var colRows: Int { c * kh * kw }
     var colCols: Int { n * ho * wo }
+    /// Stride 1 and output size = input size (Conv4's 3×3 with padding 1).
+    var isSame: Bool { stride == 1 && ho == h && wo == w && pad < kh && pad < kw }
 
     init(input: [Int], weight: [Int], stride: Int, pad: Int) {
         precondition(input.count == 4 && weight.count == 4, "conv2d needs NCHW input and OIHW weights")
@@ -26,6 +28,40 @@ struct ConvGeometry: Equatable {
 private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, count: Int,
                     _ pc: UnsafeMutablePointer<Float>) {
     let ho = g.ho, wo = g.wo, cols = count * ho * wo
+    if g.isSame {
+        // "Same" convolution (stride 1, output size = input size): the block of one kernel offset (i, j) is
+        // the input plane shifted by (i − p)·w + (j − p), so it is one contiguous copy, then the rows
+        // outside the image and the columns that wrapped around are zeroed.
+        let w = g.w, h = g.h, plane = h * w
+        for c in 0..<g.c {
+            for i in 0..<g.kh {
+                let dy = i - g.pad
+                let yLo = Swift.max(0, -dy), yHi = Swift.min(h, h - dy)
+                for j in 0..<g.kw {
+                    let dx = j - g.pad
+                    let row = pc + ((c * g.kh + i) * g.kw + j) * cols
+                    for n in 0..<count {
+                        let dst = row + n * plane
+                        let src = px + ((first + n) * g.c + c) * plane
+                        if yLo >= yHi {
+                            dst.update(repeating: 0, count: plane)
+                            continue
+                        }
+                        let lo = yLo * w + Swift.max(0, -dx), hi = yHi * w - Swift.max(0, dx)
+                        if lo > 0 { dst.update(repeating: 0, count: lo) }
+                        (dst + lo).update(from: src + lo + dy * w + dx, count: hi - lo)
+                        if hi < plane { (dst + hi).update(repeating: 0, count: plane - hi) }
+                        if dx < 0 {
+                            for y in yLo..<yHi { for x in 0..<(-dx) { dst[y * w + x] = 0 } }
+                        } else if dx > 0 {
+                            for y in yLo..<yHi { for x in (w - dx)..<w { dst[y * w + x] = 0 } }
+                        }
+                    }
+                }
+            }
+        }
+        return
+    }
     for c in 0..<g.c {
         for i in 0..<g.kh {
             for j in 0..<g.kw {
@@ -59,9 +95,37 @@ private func im2col(_ px: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, c
 }
 
 /// The adjoint of im2col: adds each column entry back into the input position it was copied from.
-private func col2im(_ pc: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, count: Int,
+private func col2im(_ pc: UnsafeMutablePointer<Float>, _ g: ConvGeometry, first: Int, count: Int,
                     _ px: UnsafeMutablePointer<Float>) {
     let ho = g.ho, wo = g.wo, cols = count * ho * wo
+    if g.isSame {
+        // The adjoint of the contiguous copy above: zero the (scratch) entries that wrapped around, then
+        // add each block into the shifted plane in one run.
+        let w = g.w, h = g.h, plane = h * w
+        for c in 0..<g.c {
+            for i in 0..<g.kh {
+                let dy = i - g.pad
+                let yLo = Swift.max(0, -dy), yHi = Swift.min(h, h - dy)
+                if yLo >= yHi { continue }
+                for j in 0..<g.kw {
+                    let dx = j - g.pad
+                    let row = pc + ((c * g.kh + i) * g.kw + j) * cols
+                    let lo = yLo * w + Swift.max(0, -dx), hi = yHi * w - Swift.max(0, dx)
+                    for n in 0..<count {
+                        let src = row + n * plane
+                        if dx < 0 {
+                            for y in yLo..<yHi { for x in 0..<(-dx) { src[y * w + x] = 0 } }
+                        } else if dx > 0 {
+                            for y in yLo..<yHi { for x in (w - dx)..<w { src[y * w + x] = 0 } }
+                        }
+                        let dst = px + ((first + n) * g.c + c) * plane + dy * w + dx
+                        for k in lo..<hi { dst[k] += src[k] }
+                    }
+                }
+            }
+        }
+        return
+    }
     for c in 0..<g.c {
         for i in 0..<g.kh {
             for j in 0..<g.kw {

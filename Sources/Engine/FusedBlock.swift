@@ -37,19 +37,27 @@ extension Tensor {
                             let p = px + plane
                             let outPlane = (b * c + ch) * ho * wo
                             if size == 2 {
-                                // The common 2×2 case, straight-line (the compiler emits selects).
+                                // The common 2×2 case, written as selects (no data-dependent branches):
+                                // the first maximum of the window wins, as in `maxPool2d`.
+                                let w32 = Int32(w)
                                 for y in 0..<ho {
                                     let r0 = p + 2 * y * w, r1 = r0 + w
                                     let o = po + outPlane + y * wo, oi = pi.baseAddress! + outPlane + y * wo
+                                    let rowBase = Int32(plane + 2 * y * w)
                                     for xo in 0..<wo {
                                         let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
                                         let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
-                                        var best = v0, bi = 2 * y * w + 2 * xo
-                                        if v1 > best { best = v1; bi = 2 * y * w + 2 * xo + 1 }
-                                        if v2 > best { best = v2; bi = (2 * y + 1) * w + 2 * xo }
-                                        if v3 > best { best = v3; bi = (2 * y + 1) * w + 2 * xo + 1 }
+                                        let c1 = v1 > v0
+                                        var best = c1 ? v1 : v0
+                                        var offset: Int32 = c1 ? 1 : 0
+                                        let c2 = v2 > best
+                                        best = c2 ? v2 : best
+                                        offset = c2 ? w32 : offset
+                                        let c3 = v3 > best
+                                        best = c3 ? v3 : best
+                                        offset = c3 ? w32 &+ 1 : offset
                                         o[xo] = best > 0 ? best : 0
-                                        oi[xo] = Int32(plane + bi)
+                                        oi[xo] = rowBase &+ Int32(truncatingIfNeeded: 2 &* xo) &+ offset
                                     }
                                 }
                                 continue
