@@ -165,15 +165,21 @@ private func channelsFirst(_ p: UnsafePointer<Float>, o: Int, hw: Int, first: In
 /// Images are processed in chunks whose im2col buffer stays small (cache-resident, no fresh pages).
 private let columnBudget = 1 << 19
 
+/// Images per chunk.
 @inline(__always)
-private func forEachChunk(_ g: ConvGeometry, _ body: (_ first: Int, _ count: Int) -> Void) {
-    let perImage = Swift.max(1, g.colRows * g.ho * g.wo)
-    let chunk = Swift.max(1, Swift.min(g.n, columnBudget / perImage))
-    var first = 0
-    while first < g.n {
-        let count = Swift.min(chunk, g.n - first)
-        body(first, count)
-        first += count
+private func chunkSize(_ g: ConvGeometry) -> Int {
+    Swift.max(1, Swift.min(g.n, columnBudget / Swift.max(1, g.colRows * g.ho * g.wo)))
+}
+
+/// Runs `body(chunkIndex, first, count)` for each chunk of images, on several threads when the
+/// convolution is large (chunks write disjoint parts of the output).
+@inline(__always)
+private func forEachChunk(_ g: ConvGeometry, _ body: (_ index: Int, _ first: Int, _ count: Int) -> Void) {
+    let chunk = chunkSize(g)
+    let chunks = (g.n + chunk - 1) / chunk
+    ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
+        let first = index * chunk
+        body(index, first, Swift.min(chunk, g.n - first))
     }
 }
 
@@ -188,13 +194,13 @@ private func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) 
 /// The convolution's forward values [N, O, Ho, Wo] for input x, weights w and an optional bias.
 private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
     let hw = g.ho * g.wo
-    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    let chunkCols = chunkSize(g) * hw
     return x.withPointer { px in
         w.withPointer { pw in
             makeScalars(g.n * g.o * hw) { po in
-                withScratch(g.colRows * maxChunkCols) { cols in
-                    withScratch(g.o * maxChunkCols) { product in
-                        forEachChunk(g) { first, count in
+                forEachChunk(g) { _, first, count in
+                    withScratch(g.colRows * chunkCols) { cols in
+                        withScratch(g.o * chunkCols) { product in
                             let n = count * hw
                             im2col(px, g, first: first, count: count, cols)
                             BLAS.sgemm(transA: false, transB: false, m: g.o, n: n, k: g.colRows,
@@ -223,13 +229,13 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
 /// The input gradient col2im(Wᵀ · g) of a convolution.
 private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     let hw = g.ho * g.wo
-    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
+    let chunkCols = chunkSize(g) * hw
     return grad.withPointer { pg in
         w.withPointer { pw in
             makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
-                withScratch(g.o * maxChunkCols) { gcol in
-                    withScratch(g.colRows * maxChunkCols) { dcols in
-                        forEachChunk(g) { first, count in
+                forEachChunk(g) { _, first, count in
+                    withScratch(g.o * chunkCols) { gcol in
+                        withScratch(g.colRows * chunkCols) { dcols in
                             let n = count * hw
                             channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
                             BLAS.sgemm(transA: true, transB: false, m: g.colRows, n: n, k: g.o,
@@ -244,30 +250,51 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
 }
 
 /// The weight gradient Σ g · im2col(x)ᵀ of a convolution and, when asked, the bias gradient Σ g (summed
-/// from the same cache-resident gradient rows).
+/// from the same cache-resident gradient rows). Each chunk of images gives a partial gradient; partials
+/// are added in chunk order, so the result is the same on any number of threads.
 private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
                                       biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     let hw = g.ho * g.wo
-    let maxChunkCols = Swift.min(g.n, Swift.max(1, columnBudget / Swift.max(1, g.colRows * hw))) * hw
-    biasGradient?.update(repeating: 0, count: g.o)
-    return x.withPointer { px in
+    let chunk = chunkSize(g), chunkCols = chunk * hw
+    let chunks = (g.n + chunk - 1) / chunk
+    let size = g.o * g.colRows
+    guard chunks > 0 else {
+        biasGradient?.update(repeating: 0, count: g.o)
+        return [Float](repeating: 0, count: size)
+    }
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: chunks * size)
+    defer { partials.deallocate() }
+    let biasPartials = UnsafeMutablePointer<Float>.allocate(capacity: chunks * g.o)
+    defer { biasPartials.deallocate() }
+    x.withPointer { px in
         grad.withPointer { pg in
-            makeZeroedScalars(g.o * g.colRows) { pw in
-                withScratch(g.colRows * maxChunkCols) { cols in
-                    withScratch(g.o * maxChunkCols) { gcol in
-                        forEachChunk(g) { first, count in
-                            let n = count * hw
-                            im2col(px, g, first: first, count: count, cols)
-                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
-                            BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
-                                       a: gcol, lda: n, b: cols, ldb: n, beta: 1, c: pw, ldc: g.colRows)
-                            if let biasGradient {
-                                for ch in 0..<g.o { biasGradient[ch] += vectorSum(gcol + ch * n, n) }
-                            }
+            forEachChunk(g) { index, first, count in
+                withScratch(g.colRows * chunkCols) { cols in
+                    withScratch(g.o * chunkCols) { gcol in
+                        let n = count * hw
+                        im2col(px, g, first: first, count: count, cols)
+                        channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
+                        BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
+                                   a: gcol, lda: n, b: cols, ldb: n, c: partials + index * size, ldc: g.colRows)
+                        if biasGradient != nil {
+                            for ch in 0..<g.o { biasPartials[index * g.o + ch] = vectorSum(gcol + ch * n, n) }
                         }
                     }
                 }
             }
+        }
+    }
+    if let biasGradient {
+        biasGradient.update(from: biasPartials, count: g.o)
+        for index in 1..<Swift.max(chunks, 1) {
+            for ch in 0..<g.o { biasGradient[ch] += biasPartials[index * g.o + ch] }
+        }
+    }
+    return makeScalars(size) { pw in
+        pw.update(from: partials, count: size)
+        for index in 1..<Swift.max(chunks, 1) {
+            let p = partials + index * size
+            for k in 0..<size { pw[k] += p[k] }
         }
     }
 }

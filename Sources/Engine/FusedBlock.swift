@@ -16,8 +16,12 @@ extension Tensor {
         var indices = [Int32](repeating: 0, count: n * c * ho * wo)
         let out = x.withPointer { px in
             indices.withUnsafeMutableBufferPointer { pi in
+              mean.withUnsafeMutableBufferPointer { pMean in
+              variance.withUnsafeMutableBufferPointer { pVariance in
+              invstd.withUnsafeMutableBufferPointer { pInvstd in
                 makeScalars(n * c * ho * wo) { po in
-                    for ch in 0..<c {
+                    // Channels are independent: several threads for large batches.
+                    ComputeThreads.forEach(c, work: x.count) { ch in
                         // The same statistics, in the same order, as `batchNorm`.
                         var s = 0.0
                         for b in 0..<n {
@@ -30,7 +34,7 @@ extension Tensor {
                         }
                         let variance32 = Float(v / Double(m))
                         let inv = 1 / (variance32 + epsilon).squareRoot()
-                        mean[ch] = mu; variance[ch] = variance32; invstd[ch] = inv
+                        pMean[ch] = mu; pVariance[ch] = variance32; pInvstd[ch] = inv
                         let a = gamma.scalars[ch] * inv, shift = beta.scalars[ch] - mu * a
                         for b in 0..<n {
                             let plane = (b * c + ch) * inner
@@ -80,6 +84,9 @@ extension Tensor {
                         }
                     }
                 }
+              }
+              }
+              }
             }
         }
         let output = record("batchNormMaxPoolReLU", [n, c, ho, wo], out, inputs: [x, gamma, beta]) { g, y in
@@ -106,8 +113,10 @@ extension Tensor {
             g.withPointer { pg in
                 y.withPointer { py in
                     indices.withUnsafeBufferPointer { pi in
+                      dgamma.withUnsafeMutableBufferPointer { pdGamma in
+                      dbeta.withUnsafeMutableBufferPointer { pdBeta in
                         makeScalars(x.count) { po in
-                            for ch in 0..<c {
+                            ComputeThreads.forEach(c, work: x.count) { ch in
                                 let mu = mean[ch], inv = invstd[ch]
                                 var sg = 0.0, sgx = 0.0
                                 for b in 0..<n {
@@ -121,7 +130,7 @@ extension Tensor {
                                     sg += Double(t1); sgx += Double(t2)
                                 }
                                 let sumG = Float(sg), sumGX = Float(sgx) * inv
-                                dgamma[ch] = sumGX; dbeta[ch] = sumG
+                                pdGamma[ch] = sumGX; pdBeta[ch] = sumG
                                 let a = gamma.scalars[ch] * inv / m, scaleX = sumGX * inv
                                 for b in 0..<n {
                                     let plane = (b * c + ch) * inner
@@ -136,6 +145,8 @@ extension Tensor {
                                 }
                             }
                         }
+                      }
+                      }
                     }
                 }
             }

@@ -51,3 +51,21 @@ public enum ComputeThreads {
         return try results.map { try $0!.get() }
     }
 }
+
+extension ComputeThreads {
+    /// Work (in scalars touched) below which an operation stays on one thread: a parallel region costs
+    /// tens of microseconds.
+    static let parallelThreshold = 1 << 17
+
+    /// Runs `body(i)` for i in 0..<count, in parallel when the operation is large (`work` scalars), more
+    /// than one thread is configured and no parallel region is running already. Each i must write its
+    /// own part of the output, so the result is the same whichever thread runs it.
+    @inline(__always)
+    static func forEach(_ count: Int, work: Int, _ body: (Int) -> Void) {
+        if count <= 1 || work < parallelThreshold {
+            for i in 0..<count { body(i) }
+            return
+        }
+        _ = map(count) { body($0) }
+    }
+}
