@@ -71,6 +71,15 @@ public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bo
     let order = topologicalOrder(from: loss)
     var grads: [ObjectIdentifier: Tensor] = [:]
     let wanted = Set(parameters.map { ObjectIdentifier($0) })
+    // Only tensors on a path to a wanted one need a gradient: the walk stops at the rest. (Fast weights
+    // after several inner steps depend on the whole earlier graph, which their gradient does not need.)
+    var needed = Set<ObjectIdentifier>()
+    for tensor in order {
+        let id = ObjectIdentifier(tensor)
+        if wanted.contains(id) || (tensor.node?.inputs.contains { needed.contains(ObjectIdentifier($0)) } ?? false) {
+            needed.insert(id)
+        }
+    }
     let saved = GradMode.isEnabled
     GradMode.isEnabled = createGraph
     defer { GradMode.isEnabled = saved }
@@ -80,9 +89,10 @@ public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bo
         let id = ObjectIdentifier(tensor)
         guard let node = tensor.node, let grad = grads[id] else { continue }
         if !wanted.contains(id) { grads[id] = nil }  // free intermediate gradients as soon as used
+        guard node.inputs.contains(where: { needed.contains(ObjectIdentifier($0)) }) else { continue }
         let inputGrads = node.backward(grad, tensor)
         for (input, g) in zip(node.inputs, inputGrads) {
-            guard let g, input.requiresGrad else { continue }
+            guard let g, input.requiresGrad, needed.contains(ObjectIdentifier(input)) else { continue }
             let key = ObjectIdentifier(input)
             if let existing = grads[key] {
                 grads[key] = existing + g
