@@ -28,24 +28,12 @@ extension Tensor {
     public static func batchNorm(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, epsilon: Float = 1e-5) -> BatchNormResult {
         let (n, c, inner) = x.channelLayout
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
-        let m = n * inner
         var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
         var invstd = [Float](repeating: 0, count: c)
         let out = x.withPointer { px in
             makeScalars(x.count) { po in
                 for ch in 0..<c {
-                    // Two passes in double for accurate statistics.
-                    var s = 0.0
-                    for b in 0..<n {
-                        s += Double(vectorSum(px + (b * c + ch) * inner, inner))
-                    }
-                    let mu = Float(s / Double(m))
-                    var v = 0.0
-                    for b in 0..<n {
-                        v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu))
-                    }
-                    let variance32 = Float(v / Double(m))
-                    let inv = 1 / (variance32 + epsilon).squareRoot()
+                    let (mu, variance32, inv) = channelMoments(px, n: n, c: c, inner: inner, channel: ch, epsilon: epsilon)
                     mean[ch] = mu; variance[ch] = variance32; invstd[ch] = inv
                     let a = gamma.scalars[ch] * inv, bshift = beta.scalars[ch] - mu * a
                     for b in 0..<n {

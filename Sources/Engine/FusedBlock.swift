@@ -22,18 +22,7 @@ extension Tensor {
                 makeScalars(n * c * ho * wo) { po in
                     // Channels are independent: several threads for large batches.
                     ComputeThreads.forEach(c, work: x.count) { ch in
-                        // The same statistics, in the same order, as `batchNorm`.
-                        var s = 0.0
-                        for b in 0..<n {
-                            s += Double(vectorSum(px + (b * c + ch) * inner, inner))
-                        }
-                        let mu = Float(s / Double(m))
-                        var v = 0.0
-                        for b in 0..<n {
-                            v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu))
-                        }
-                        let variance32 = Float(v / Double(m))
-                        let inv = 1 / (variance32 + epsilon).squareRoot()
+                        let (mu, variance32, inv) = channelMoments(px, n: n, c: c, inner: inner, channel: ch, epsilon: epsilon)
                         pMean[ch] = mu; pVariance[ch] = variance32; pInvstd[ch] = inv
                         let a = gamma.scalars[ch] * inv, shift = beta.scalars[ch] - mu * a
                         for b in 0..<n {

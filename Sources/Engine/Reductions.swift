@@ -53,3 +53,18 @@ func vectorSumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float
     while i < n { a += g[i]; b += g[i] * (x[i] - mu); i += 1 }
     return (a, b)
 }
+
+/// Mean, biased variance and 1/√(variance + ε) of channel `ch` of an [n, c, inner] tensor: two passes,
+/// partial sums in double. Batch norm and the fused block both use it, so their statistics agree exactly.
+@inline(__always)
+func channelMoments(_ px: UnsafePointer<Float>, n: Int, c: Int, inner: Int, channel ch: Int,
+                    epsilon: Float) -> (mean: Float, variance: Float, invstd: Float) {
+    let m = Double(n * inner)
+    var s = 0.0
+    for b in 0..<n { s += Double(vectorSum(px + (b * c + ch) * inner, inner)) }
+    let mu = Float(s / m)
+    var v = 0.0
+    for b in 0..<n { v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu)) }
+    let variance = Float(v / m)
+    return (mu, variance, 1 / (variance + epsilon).squareRoot())
+}

@@ -88,24 +88,10 @@ public final class MAML: MetaLearner {
     public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
         let episodes = try source.episodes(iteration: iteration, count: max(1, metaBatchSize))
         let theta = model.parameters
-        let results = ComputeThreads.map(episodes.count) { i in metaGradient(theta, episode: episodes[i]) }
-        // Average over tasks in a fixed order, so the result does not depend on thread scheduling.
-        var total = results[0].gradients.map(\.scalars)
-        for r in results.dropFirst() {
-            for (j, g) in r.gradients.enumerated() {
-                g.scalars.withUnsafeBufferPointer { src in
-                    total[j].withUnsafeMutableBufferPointer { dst in for k in 0..<dst.count { dst[k] += src[k] } }
-                }
-            }
-        }
-        let scale = 1 / Float(results.count)
-        let averaged = zip(total, theta.tensors).map { values, p in
-            Tensor(shape: p.shape, scalars: values.map { $0 * scale })
-        }
-        model.parameters = outer.update(theta, gradients: averaged)
-        let loss = results.map(\.loss).reduce(0, +) * scale
-        let acc = results.map(\.accuracy).reduce(0, +) * scale
-        return StepStats(loss: loss, accuracy: acc)
+        // Tasks run in parallel; the average is taken in a fixed order.
+        let r = MetricSupport.averaged(episodes.count) { i in metaGradient(theta, episode: episodes[i]) }
+        model.parameters = outer.update(theta, gradients: r.gradients)
+        return StepStats(loss: r.loss, accuracy: r.accuracy)
     }
 
     var metaBatchSize = 1
