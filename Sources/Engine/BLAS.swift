@@ -15,7 +15,9 @@ public enum BLAS {
             gotoblas_dynamic_quit()
             gotoblas_dynamic_init()
         }
-        openblas_set_num_threads(Int32(ComputeThreads.count))
+        // OpenBLAS stays single-threaded: the engine splits large products and convolutions over
+        // `ComputeThreads` itself, so idle BLAS threads never spin beside ours.
+        openblas_set_num_threads(1)
         return true
     }()
 
@@ -57,9 +59,4 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Sets OpenBLAS's thread count.
-    static func setThreads(_ n: Int) {
-        _ = configured
-        openblas_set_num_threads(Int32(n))
-    }
 }

@@ -9,8 +9,17 @@ extension Tensor {
         let out = a.withPointer { pa in
             b.withPointer { pb in
                 makeScalars(m * n) { pc in
-                    BLAS.sgemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
-                               a: pa, lda: a.shape[1], b: pb, ldb: b.shape[1], c: pc, ldc: n)
+                    // Large products: rows of C in parts on several threads (each element is computed by
+                    // the same single-threaded kernel either way, so the result does not change).
+                    let parts = m * n * k >= (1 << 21) && m >= 64 ? Swift.min(ComputeThreads.count, m / 32) : 1
+                    let rows = (m + parts - 1) / parts
+                    ComputeThreads.forEach(parts, work: Int.max) { part in
+                        let first = part * rows, count = Swift.min(rows, m - first)
+                        if count <= 0 { return }
+                        BLAS.sgemm(transA: transposeA, transB: transposeB, m: count, n: n, k: k,
+                                   a: transposeA ? pa + first : pa + first * a.shape[1], lda: a.shape[1],
+                                   b: pb, ldb: b.shape[1], c: pc + first * n, ldc: n)
+                    }
                 }
             }
         }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// How many threads the engine computes with: OpenBLAS threads for one task, or the same number of
-/// parallel tasks (each with single-threaded BLAS) — never both at once.
+/// How many threads the engine computes with: tasks of a meta-batch or episodes in parallel, or the parts
+/// of one large operation (convolution chunks, channels, rows of a matrix product). OpenBLAS itself runs
+/// single-threaded, so there is never more than one level of threads.
 public enum ComputeThreads {
     private static let lock = NSLock()
     /// Set on threads running a `map` body.
@@ -23,17 +24,15 @@ public enum ComputeThreads {
         lock.lock()
         _count = max(1, count)
         lock.unlock()
-        BLAS.setThreads(max(1, count))
     }
 
-    /// Runs `body(i)` for i in 0..<n on up to `count` threads, BLAS single-threaded meanwhile; results
-    /// are returned in index order, so what follows is independent of scheduling.
+    /// Runs `body(i)` for i in 0..<n on up to `count` threads; results are returned in index order, so
+    /// what follows is independent of scheduling. Inside, further `map`/`forEach` calls run in order.
     public static func map<T>(_ n: Int, _ body: (Int) throws -> T) rethrows -> [T] {
         let threads = min(count, n)
         // Inside a parallel region already (a nested map): run in order on this thread.
         if threads <= 1 || pthread_getspecific(insideKey) != nil { return try (0..<n).map(body) }
-        BLAS.setThreads(1)
-        defer { BLAS.setThreads(count) }
+        _ = BLAS.configured
         var results = [Result<T, Error>?](repeating: nil, count: n)
         let resultsLock = NSLock()
         withoutActuallyEscaping(body) { body in

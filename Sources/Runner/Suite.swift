@@ -190,7 +190,8 @@ extension Suite {
         for candidate in [nameOrPath + ".yaml", nameOrPath + ".yml", nameOrPath] {
             let path = (suitesFolder as NSString).appendingPathComponent(candidate)
             if fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
-                return path
+                // Relative to the working directory when found there, so stored results name no machine.
+                return directory == fm.currentDirectoryPath ? "suites/" + candidate : path
             }
         }
         let known = ((try? fm.contentsOfDirectory(atPath: suitesFolder)) ?? [])
