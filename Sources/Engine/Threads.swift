@@ -24,6 +24,7 @@ public enum ComputeThreads {
         lock.lock()
         _count = max(1, count)
         lock.unlock()
+        _ = BLAS.configured  // the engine's process settings (kernels, heap), before any work
     }
 
     /// Runs `body(i)` for i in 0..<n on up to `count` threads; results are returned in index order, so
