@@ -16,21 +16,21 @@ let package = Package(
     targets: [
         // MARK: - Public API
         // The tensor and reverse-mode autodiff engine (higher-order gradients, OpenBLAS products).
-        .target(name: "Engine", dependencies: ["COpenBLAS"]),
+        .target(name: "Engine", dependencies: ["COpenBLAS"], exclude: ["README.md"]),
         // HDF5 files: a small Swift API over libhdf5.
-        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
         // Few-shot datasets on HDF5 (torchmeta layouts, MetaBench's own), episodes, the embedded dataset.
-        .target(name: "FewShotData", dependencies: ["HDF5", "CPNG"]),
+        .target(name: "FewShotData", dependencies: ["HDF5", "CPNG"], exclude: ["README.md"]),
         // Layers, models, optimizers and checkpoints on top of the engine.
-        .target(name: "Models", dependencies: ["Engine", "HDF5"]),
+        .target(name: "Models", dependencies: ["Engine", "HDF5"], exclude: ["README.md"]),
         // The MetaLearner protocol, the registry and the learners.
-        .target(name: "Learners", dependencies: ["Engine", "Models", "FewShotData"]),
+        .target(name: "Learners", dependencies: ["Engine", "Models", "FewShotData"], exclude: ["README.md"]),
         // Suites, the runner, reports, stored results and regression checks.
         .target(name: "Runner", dependencies: [
             "Learners", "FewShotData", "Engine",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], exclude: ["README.md"]),
         // The `bench` command.
         .executableTarget(name: "bench", dependencies: [
             "Runner", "Learners", "FewShotData",
