@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // MARK: - Public API
@@ -29,7 +28,6 @@ let package = Package(
         .target(name: "Runner", dependencies: [
             "Learners", "FewShotData", "Engine",
             .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
         ], exclude: ["README.md"]),
         // The `bench` command.
         .executableTarget(name: "bench", dependencies: [
