@@ -78,11 +78,7 @@ public final class MAML: MetaLearner {
     }
 
     func queryLogits(_ fast: Parameters, support: Tensor, query: Tensor) -> Tensor {
-        if transductive {
-            return model.forward(query, parameters: fast, normalization: .batch).output
-        }
-        let stats = withoutGradients { model.forward(support, parameters: fast, normalization: .batch).statistics }
-        return model.forward(query, parameters: fast, normalization: .given(stats)).output
+        model.queryLogits(fast, support: support, query: query, transductive: transductive)
     }
 
     public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {

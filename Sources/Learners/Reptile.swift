@@ -161,11 +161,7 @@ public final class Reptile: MetaLearner {
     }
 
     func queryLogits(_ fast: Parameters, support: Tensor, query: Tensor) -> Tensor {
-        if transductive {
-            return model.forward(query, parameters: fast, normalization: .batch).output
-        }
-        let stats = withoutGradients { model.forward(support, parameters: fast, normalization: .batch).statistics }
-        return model.forward(query, parameters: fast, normalization: .given(stats)).output
+        model.queryLogits(fast, support: support, query: query, transductive: transductive)
     }
 
     /// The outer update θ + ε·mean(φᵢ − θ), the differences summed in task order.

@@ -55,3 +55,16 @@ struct ClosureClassifier: EpisodeClassifier {
     let score: (Tensor) throws -> Tensor
     func logits(queries: Tensor) throws -> Tensor { try withoutGradients { try score(queries) } }
 }
+
+extension Conv4 {
+    /// Query logits with fast weights: batch norm uses the query batch's own statistics when transductive
+    /// (MAML's reference setting), else the adapted model's statistics on the support set, so each query
+    /// is scored independently.
+    func queryLogits(_ fast: Parameters, support: Tensor, query: Tensor, transductive: Bool) -> Tensor {
+        if transductive {
+            return forward(query, parameters: fast, normalization: .batch).output
+        }
+        let stats = withoutGradients { forward(support, parameters: fast, normalization: .batch).statistics }
+        return forward(query, parameters: fast, normalization: .given(stats)).output
+    }
+}
