@@ -37,6 +37,23 @@ extension Tensor {
                                     let r0 = p + 2 * y * w, r1 = r0 + w
                                     let o = po + outPlane + y * wo, oi = pi.baseAddress! + outPlane + y * wo
                                     let rowBase = Int32(plane + 2 * y * w)
+                                    // Groups of 8 (or 4) windows in SIMD lanes, the same arithmetic and
+                                    // selects lane by lane; a last group may overlap the previous one (it
+                                    // writes the same values again). Narrow rows fall through to the loop.
+                                    if wo >= 4 {
+                                        let lanes = wo >= 8 ? 8 : 4
+                                        var xo0 = 0
+                                        while true {
+                                            if lanes == 8 {
+                                                pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                                            } else {
+                                                pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                                            }
+                                            if xo0 + lanes >= wo { break }
+                                            xo0 = Swift.min(xo0 + lanes, wo - lanes)
+                                        }
+                                        continue
+                                    }
                                     for xo in 0..<wo {
                                         let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
                                         let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
@@ -142,4 +159,56 @@ extension Tensor {
         }
         return [Tensor(shape: x.shape, scalars: dx), Tensor(shape: [c], scalars: dgamma), Tensor(shape: [c], scalars: dbeta)]
     }
+}
+
+@inline(__always)
+private func load<V: SIMD>(_ p: UnsafePointer<Float>, as: V.Type) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+/// 2×2 windows xo0 ..< xo0 + 8 of rows r0, r1 after the affine a·x + shift: the first maximum (value and
+/// flat index) and ReLU of it, exactly as the scalar loop computes them, lane by lane.
+@inline(__always)
+private func pool2x2Lanes8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
+                           _ shift: Float, _ w32: Int32, _ rowBase: Int32,
+                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>) {
+    let top = load(r0 + 2 * xo0, as: SIMD16<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD16<Float>.self)
+    let va = SIMD8<Float>(repeating: a), vs = SIMD8<Float>(repeating: shift)
+    let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
+    let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
+    var best = v0
+    var offset = SIMD8<Int32>(repeating: 0)
+    let c1 = v1 .> best
+    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1)
+    let c2 = v2 .> best
+    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2)
+    let c3 = v3 .> best
+    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3)
+    best.replace(with: 0, where: .!(best .> 0))
+    UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD8<Float>.self)
+    let base = SIMD8<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+    UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD8<Int32>.self)
+}
+
+/// The same for 4 windows.
+@inline(__always)
+private func pool2x2Lanes4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
+                           _ shift: Float, _ w32: Int32, _ rowBase: Int32,
+                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>) {
+    let top = load(r0 + 2 * xo0, as: SIMD8<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD8<Float>.self)
+    let va = SIMD4<Float>(repeating: a), vs = SIMD4<Float>(repeating: shift)
+    let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
+    let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
+    var best = v0
+    var offset = SIMD4<Int32>(repeating: 0)
+    let c1 = v1 .> best
+    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1)
+    let c2 = v2 .> best
+    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2)
+    let c3 = v3 .> best
+    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3)
+    best.replace(with: 0, where: .!(best .> 0))
+    UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD4<Float>.self)
+    let base = SIMD4<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD4<Int32>(0, 2, 4, 6)
+    UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD4<Int32>.self)
 }

@@ -24,6 +24,26 @@ final class FusedBlockTests: XCTestCase {
         XCTAssertEqual(stats.variance, reference.variance)
     }
 
+    /// Rows wide enough for the SIMD paths (8 and 4 windows at a time, with an overlapping last group).
+    func testWideRowsEqualTheComposition() {
+        var rng = SeededRNG(seed: 304)
+        for shape in [[2, 3, 28, 28], [2, 3, 14, 14], [1, 2, 9, 17], [1, 2, 4, 8], [2, 2, 6, 16]] {
+            let x = rng.tensor(shape, -2, 2)
+            let gamma = Tensor(shape: [shape[1]], scalars: (0..<shape[1]).map { $0 % 2 == 0 ? 1.3 : -0.6 })
+            let beta = rng.tensor([shape[1]])
+            let a = Tensor.batchNormMaxPoolReLU(x, scale: gamma, offset: beta)
+            XCTAssertEqual(a.output.scalars, unfused(x, gamma, beta).scalars, "values for \(shape)")
+            // The recorded argmax positions route the gradient exactly as max-pooling does.
+            let xp = x.asParameter(), gp = gamma.asParameter(), bp = beta.asParameter()
+            let w = reductionWeights(a.output.shape, seed: 5)
+            let ga = gradients(of: (fused(xp, gp, bp) * w).sum(), wrt: [xp, gp, bp])
+            let gb = gradients(of: (unfused(xp, gp, bp) * w).sum(), wrt: [xp, gp, bp])
+            for (u, v) in zip(ga, gb) {
+                for (p, q) in zip(u.scalars, v.scalars) { XCTAssertEqual(p, q, accuracy: 1e-5 + 1e-4 * abs(q), "\(shape)") }
+            }
+        }
+    }
+
     func testFirstOrderGradientsEqualTheComposition() {
         var rng = SeededRNG(seed: 302)
         let x = rng.distinct([4, 3, 6, 6]).asParameter()
