@@ -190,8 +190,8 @@ private func pool2x2Lanes8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float
     UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD8<Int32>.self)
 }
 
-/// The same for 4 windows. (Written out rather than generic over the SIMD width: a generic version ran
-/// 1.6× slower, unspecialised.)
+/// The same for 4 windows. (Written out rather than generic over the SIMD width: a generic version was
+/// clearly slower in a quick measurement, its SIMD protocol calls unspecialised.)
 @inline(__always)
 private func pool2x2Lanes4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
                            _ shift: Float, _ w32: Int32, _ rowBase: Int32,
