@@ -1,7 +1,7 @@
 import CHDF5
 
 /// Reads and writes the attributes of one open object (a group or a dataset).
-struct Attributes {
+public struct Attributes {
     let file: File
     let id: hid_t
     let name: String
@@ -175,3 +175,30 @@ struct Attributes {
         }
     }
 }
+
+/// An HDF5 object with attributes (a group or a dataset): one implementation of attribute access for both.
+public protocol AttributeHolder {
+    var attributes: Attributes { get }
+}
+
+extension AttributeHolder {
+    /// Whether the object has an attribute `name`.
+    public func hasAttribute(_ name: String) throws -> Bool { try attributes.has(name) }
+    /// The names of the object's attributes.
+    public func attributeNames() throws -> [String] { try attributes.names() }
+    /// A string attribute (fixed or variable length).
+    public func stringAttribute(_ name: String) throws -> String { try attributes.string(name) }
+    /// A numeric attribute as an integer (a float attribute must hold a whole number).
+    public func intAttribute(_ name: String) throws -> Int { try attributes.int(name) }
+    /// A numeric attribute as a double.
+    public func doubleAttribute(_ name: String) throws -> Double { try attributes.double(name) }
+    /// Writes (or replaces) a variable-length UTF-8 string attribute.
+    public func setAttribute(_ name: String, _ value: String) throws { try attributes.set(name, value) }
+    /// Writes (or replaces) an int64 attribute.
+    public func setAttribute(_ name: String, _ value: Int) throws { try attributes.set(name, value) }
+    /// Writes (or replaces) a float64 attribute.
+    public func setAttribute(_ name: String, _ value: Double) throws { try attributes.set(name, value) }
+}
+
+extension Group: AttributeHolder {}
+extension Dataset: AttributeHolder {}

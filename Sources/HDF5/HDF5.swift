@@ -458,24 +458,8 @@ public final class Group {
         return dcpl
     }
 
-    // Attributes.
-    var attributes: Attributes { Attributes(file: file, id: id, name: name) }
-    /// Whether the group has an attribute `name`.
-    public func hasAttribute(_ name: String) throws -> Bool { try attributes.has(name) }
-    /// The names of the group's attributes.
-    public func attributeNames() throws -> [String] { try attributes.names() }
-    /// A string attribute (fixed or variable length).
-    public func stringAttribute(_ name: String) throws -> String { try attributes.string(name) }
-    /// A numeric attribute as an integer (a float attribute must hold a whole number).
-    public func intAttribute(_ name: String) throws -> Int { try attributes.int(name) }
-    /// A numeric attribute as a double.
-    public func doubleAttribute(_ name: String) throws -> Double { try attributes.double(name) }
-    /// Writes (or replaces) a variable-length UTF-8 string attribute.
-    public func setAttribute(_ name: String, _ value: String) throws { try attributes.set(name, value) }
-    /// Writes (or replaces) an int64 attribute.
-    public func setAttribute(_ name: String, _ value: Int) throws { try attributes.set(name, value) }
-    /// Writes (or replaces) a float64 attribute.
-    public func setAttribute(_ name: String, _ value: Double) throws { try attributes.set(name, value) }
+    /// The group's attributes (the reading and writing methods come from `AttributeHolder`).
+    public var attributes: Attributes { Attributes(file: file, id: id, name: name) }
 }
 
 // MARK: - Dataset
@@ -580,22 +564,6 @@ public final class Dataset {
         }
     }
 
-    // Attributes.
-    var attributes: Attributes { Attributes(file: file, id: id, name: name) }
-    /// Whether the dataset has an attribute `name`.
-    public func hasAttribute(_ name: String) throws -> Bool { try attributes.has(name) }
-    /// The names of the dataset's attributes.
-    public func attributeNames() throws -> [String] { try attributes.names() }
-    /// A string attribute (fixed or variable length).
-    public func stringAttribute(_ name: String) throws -> String { try attributes.string(name) }
-    /// A numeric attribute as an integer (a float attribute must hold a whole number).
-    public func intAttribute(_ name: String) throws -> Int { try attributes.int(name) }
-    /// A numeric attribute as a double.
-    public func doubleAttribute(_ name: String) throws -> Double { try attributes.double(name) }
-    /// Writes (or replaces) a variable-length UTF-8 string attribute.
-    public func setAttribute(_ name: String, _ value: String) throws { try attributes.set(name, value) }
-    /// Writes (or replaces) an int64 attribute.
-    public func setAttribute(_ name: String, _ value: Int) throws { try attributes.set(name, value) }
-    /// Writes (or replaces) a float64 attribute.
-    public func setAttribute(_ name: String, _ value: Double) throws { try attributes.set(name, value) }
+    /// The dataset's attributes (the reading and writing methods come from `AttributeHolder`).
+    public var attributes: Attributes { Attributes(file: file, id: id, name: name) }
 }
