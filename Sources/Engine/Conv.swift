@@ -165,6 +165,11 @@ private func channelsFirst(_ p: UnsafePointer<Float>, o: Int, hw: Int, first: In
 /// Images are processed in chunks whose im2col buffer stays small (cache-resident, no fresh pages).
 private let columnBudget = 1 << 19
 
+/// Output planes at least this large get one product per image, written straight into the NCHW output
+/// (and gradients read straight from it); smaller planes are gathered into one product per chunk, which
+/// then needs a transpose.
+private let perImagePlane = 128
+
 /// Images per chunk.
 @inline(__always)
 private func chunkSize(_ g: ConvGeometry) -> Int {
@@ -195,14 +200,29 @@ private func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) 
 private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
+    let biasValues = bias?.scalars
     return x.withPointer { px in
         w.withPointer { pw in
             makeScalars(g.n * g.o * hw) { po in
                 forEachChunk(g) { _, first, count in
                     withScratch(g.colRows * chunkCols) { cols in
+                        let n = count * hw
+                        im2col(px, g, first: first, count: count, cols)
+                        if hw >= perImagePlane {
+                            for b in 0..<count {
+                                let dst = po + (first + b) * g.o * hw
+                                BLAS.sgemm(transA: false, transB: false, m: g.o, n: hw, k: g.colRows,
+                                           a: pw, lda: g.colRows, b: cols + b * hw, ldb: n, c: dst, ldc: hw)
+                                if let biasValues {
+                                    for ch in 0..<g.o {
+                                        let bv = biasValues[ch], d = dst + ch * hw
+                                        for k in 0..<hw { d[k] += bv }
+                                    }
+                                }
+                            }
+                            return
+                        }
                         withScratch(g.o * chunkCols) { product in
-                            let n = count * hw
-                            im2col(px, g, first: first, count: count, cols)
                             BLAS.sgemm(transA: false, transB: false, m: g.o, n: n, k: g.colRows,
                                        a: pw, lda: g.colRows, b: cols, ldb: n, c: product, ldc: n)
                             // [o, count·hw] → [count, o, hw], adding the bias on the way.
@@ -210,8 +230,8 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
                                 for ch in 0..<g.o {
                                     let src = product + ch * n + b * hw
                                     let dst = po + ((first + b) * g.o + ch) * hw
-                                    if let bias {
-                                        let bv = bias.scalars[ch]
+                                    if let biasValues {
+                                        let bv = biasValues[ch]
                                         for k in 0..<hw { dst[k] = src[k] + bv }
                                     } else {
                                         dst.update(from: src, count: hw)
@@ -230,18 +250,33 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
 private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
+    // Wᵀ [colRows, o] once: a plain product packs its operand faster than a transposed one.
+    let wt = w.withPointer { pw in
+        makeScalars(g.colRows * g.o) { pt in
+            for ch in 0..<g.o { for r in 0..<g.colRows { pt[r * g.o + ch] = pw[ch * g.colRows + r] } }
+        }
+    }
     return grad.withPointer { pg in
-        w.withPointer { pw in
-            makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
+        wt.withUnsafeBufferPointer { wtBuffer in
+            let pw = wtBuffer.baseAddress!
+            return makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
                 forEachChunk(g) { _, first, count in
-                    withScratch(g.o * chunkCols) { gcol in
-                        withScratch(g.colRows * chunkCols) { dcols in
-                            let n = count * hw
-                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
-                            BLAS.sgemm(transA: true, transB: false, m: g.colRows, n: n, k: g.o,
-                                       a: pw, lda: g.colRows, b: gcol, ldb: n, c: dcols, ldc: n)
-                            col2im(dcols, g, first: first, count: count, px)
+                    withScratch(g.colRows * chunkCols) { dcols in
+                        let n = count * hw
+                        if hw >= perImagePlane {
+                            for b in 0..<count {
+                                BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: hw, k: g.o,
+                                           a: pw, lda: g.o, b: pg + (first + b) * g.o * hw, ldb: hw,
+                                           c: dcols + b * hw, ldc: n)
+                            }
+                        } else {
+                            withScratch(g.o * chunkCols) { gcol in
+                                channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
+                                BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: n, k: g.o,
+                                           a: pw, lda: g.o, b: gcol, ldb: n, c: dcols, ldc: n)
+                            }
                         }
+                        col2im(dcols, g, first: first, count: count, px)
                     }
                 }
             }
@@ -249,35 +284,54 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
     }
 }
 
-/// The weight gradient Σ g · im2col(x)ᵀ of a convolution and, when asked, the bias gradient Σ g (summed
-/// from the same cache-resident gradient rows). Each chunk of images gives a partial gradient; partials
-/// are added in chunk order, so the result is the same on any number of threads.
+/// The weight gradient Σ g · im2col(x)ᵀ of a convolution and, when asked, the bias gradient Σ g.
+/// Chunks are split into at most `weightGradientGroups` consecutive groups, each summing its own partial
+/// gradient; partials are added in group order, so the result is the same on any number of threads.
 private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
                                       biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     let hw = g.ho * g.wo
     let chunk = chunkSize(g), chunkCols = chunk * hw
     let chunks = (g.n + chunk - 1) / chunk
+    let groups = Swift.min(chunks, weightGradientGroups)
     let size = g.o * g.colRows
-    guard chunks > 0 else {
+    guard groups > 0 else {
         biasGradient?.update(repeating: 0, count: g.o)
         return [Float](repeating: 0, count: size)
     }
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: chunks * size)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * size)
     defer { partials.deallocate() }
-    let biasPartials = UnsafeMutablePointer<Float>.allocate(capacity: chunks * g.o)
+    let biasPartials = UnsafeMutablePointer<Float>.allocate(capacity: groups * g.o)
     defer { biasPartials.deallocate() }
     x.withPointer { px in
         grad.withPointer { pg in
-            forEachChunk(g) { index, first, count in
+            ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
+                let partial = partials + group * size, biasPartial = biasPartials + group * g.o
+                biasPartial.update(repeating: 0, count: g.o)
                 withScratch(g.colRows * chunkCols) { cols in
-                    withScratch(g.o * chunkCols) { gcol in
+                    for index in (group * chunks / groups)..<((group + 1) * chunks / groups) {
+                        let first = index * chunk, count = Swift.min(chunk, g.n - first)
                         let n = count * hw
+                        let accumulate: Float = index == group * chunks / groups ? 0 : 1
                         im2col(px, g, first: first, count: count, cols)
-                        channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
-                        BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
-                                   a: gcol, lda: n, b: cols, ldb: n, c: partials + index * size, ldc: g.colRows)
-                        if biasGradient != nil {
-                            for ch in 0..<g.o { biasPartials[index * g.o + ch] = vectorSum(gcol + ch * n, n) }
+                        if hw >= perImagePlane {
+                            for b in 0..<count {
+                                let gb = pg + (first + b) * g.o * hw
+                                BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: hw,
+                                           a: gb, lda: hw, b: cols + b * hw, ldb: n,
+                                           beta: b == 0 ? accumulate : 1, c: partial, ldc: g.colRows)
+                                if biasGradient != nil {
+                                    for ch in 0..<g.o { biasPartial[ch] += vectorSum(gb + ch * hw, hw) }
+                                }
+                            }
+                            continue
+                        }
+                        withScratch(g.o * chunkCols) { gcol in
+                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
+                            BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
+                                       a: gcol, lda: n, b: cols, ldb: n, beta: accumulate, c: partial, ldc: g.colRows)
+                            if biasGradient != nil {
+                                for ch in 0..<g.o { biasPartial[ch] += vectorSum(gcol + ch * n, n) }
+                            }
                         }
                     }
                 }
@@ -286,18 +340,22 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
     }
     if let biasGradient {
         biasGradient.update(from: biasPartials, count: g.o)
-        for index in 1..<Swift.max(chunks, 1) {
-            for ch in 0..<g.o { biasGradient[ch] += biasPartials[index * g.o + ch] }
+        for group in 1..<groups {
+            for ch in 0..<g.o { biasGradient[ch] += biasPartials[group * g.o + ch] }
         }
     }
     return makeScalars(size) { pw in
         pw.update(from: partials, count: size)
-        for index in 1..<Swift.max(chunks, 1) {
-            let p = partials + index * size
+        for group in 1..<groups {
+            let p = partials + group * size
             for k in 0..<size { pw[k] += p[k] }
         }
     }
 }
+
+/// Groups of chunks with a partial weight gradient each (a fixed number, so sums do not depend on the
+/// thread count; more than the threads of this engine will ever use).
+private let weightGradientGroups = 8
 
 extension Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch's `conv2d`): input [N, C, H, W], weight

@@ -1,0 +1,99 @@
+import XCTest
+@testable import Engine
+
+/// The convolution's code paths that the small finite-difference cases do not reach: output planes large
+/// enough for one product per image, many chunks of images (several partial weight gradients), and the
+/// same results on one thread and two. Values and all three gradients against Double loops written here.
+final class ConvPathTests: XCTestCase {
+    struct Case { let x: [Int]; let w: [Int]; let stride: Int; let pad: Int; let why: String }
+
+    static let cases = [
+        Case(x: [3, 2, 12, 12], w: [4, 2, 3, 3], stride: 1, pad: 1, why: "same conv, 144-pixel planes, one product per image"),
+        Case(x: [2, 3, 14, 13], w: [5, 3, 3, 2], stride: 1, pad: 0, why: "general im2col, 144-pixel planes"),
+        Case(x: [100, 32, 12, 12], w: [4, 32, 3, 3], stride: 1, pad: 1, why: "9 chunks of images, per-image products"),
+        Case(x: [130, 64, 8, 8], w: [3, 64, 3, 3], stride: 1, pad: 1, why: "10 chunks of images, one product per chunk"),
+        Case(x: [40, 8, 17, 17], w: [4, 8, 3, 3], stride: 2, pad: 1, why: "strided, several images per chunk"),
+    ]
+
+    /// y, and the gradients of Σ r·y for x, w and b, in Double.
+    static func naive(_ x: Tensor, _ w: Tensor, _ b: Tensor, _ r: Tensor, stride s: Int, pad p: Int)
+        -> (y: [Double], dx: [Double], dw: [Double], db: [Double]) {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let ho = (h + 2 * p - kh) / s + 1, wo = (wd + 2 * p - kw) / s + 1
+        var y = [Double](repeating: 0, count: n * o * ho * wo)
+        var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
+        var db = [Double](repeating: 0, count: o)
+        let xs = x.scalars.map(Double.init), ws = w.scalars.map(Double.init), rs = r.scalars.map(Double.init)
+        for bi in 0..<n {
+            for oc in 0..<o {
+                for yy in 0..<ho {
+                    for xx in 0..<wo {
+                        let out = ((bi * o + oc) * ho + yy) * wo + xx
+                        var sum = Double(b.scalars[oc])
+                        let ro = rs[out]
+                        db[oc] += ro
+                        for ic in 0..<c {
+                            for i in 0..<kh {
+                                let iy = yy * s - p + i
+                                if iy < 0 || iy >= h { continue }
+                                for j in 0..<kw {
+                                    let ix = xx * s - p + j
+                                    if ix < 0 || ix >= wd { continue }
+                                    let xi = ((bi * c + ic) * h + iy) * wd + ix, wi = ((oc * c + ic) * kh + i) * kw + j
+                                    sum += xs[xi] * ws[wi]
+                                    dx[xi] += ro * ws[wi]
+                                    dw[wi] += ro * xs[xi]
+                                }
+                            }
+                        }
+                        y[out] = sum
+                    }
+                }
+            }
+        }
+        return (y, dx, dw, db)
+    }
+
+    func testLargePlanesAndManyChunksMatchDoubleLoops() {
+        var rng = SeededRNG(seed: 310)
+        for c in Self.cases {
+            let x = rng.tensor(c.x).asParameter(), w = rng.tensor(c.w).asParameter(), b = rng.tensor([c.w[0]]).asParameter()
+            let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad)
+            let r = rng.tensor(y.shape)
+            let expected = Self.naive(x, w, b, r, stride: c.stride, pad: c.pad)
+            let name = "conv \(c.x) \(c.w) s\(c.stride) p\(c.pad) (\(c.why))"
+            assertClose(y.scalars, expected.y, rtol: 1e-4, atol: 1e-4, name + " values")
+            // First order: weight and bias gradients from one pass.
+            let g = gradients(of: (y * r).sum(), wrt: [x, w, b])
+            assertClose(g[0].scalars, expected.dx, rtol: 1e-4, atol: 1e-4, name + " ∂x")
+            assertClose(g[1].scalars, expected.dw, rtol: 1e-4, atol: 1e-3, name + " ∂w")
+            assertClose(g[2].scalars, expected.db, rtol: 1e-4, atol: 1e-3, name + " ∂b")
+            // With createGraph the gradients are operations of their own (and the bias gradient a sum).
+            let gg = gradients(of: (Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad) * r).sum(),
+                               wrt: [x, w, b], createGraph: true)
+            assertClose(gg[0].scalars, expected.dx, rtol: 1e-4, atol: 1e-4, name + " ∂x (createGraph)")
+            assertClose(gg[1].scalars, expected.dw, rtol: 1e-4, atol: 1e-3, name + " ∂w (createGraph)")
+            assertClose(gg[2].scalars, expected.db, rtol: 1e-4, atol: 1e-3, name + " ∂b (createGraph)")
+        }
+    }
+
+    func testSameBitsOnOneAndTwoThreads() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        var rng = SeededRNG(seed: 311)
+        for c in Self.cases {
+            let x = rng.tensor(c.x).asParameter(), w = rng.tensor(c.w).asParameter(), b = rng.tensor([c.w[0]]).asParameter()
+            let r = rng.tensor(Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad).shape)
+            func run(threads: Int) -> [[UInt32]] {
+                ComputeThreads.set(threads)
+                let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad)
+                return ([y] + gradients(of: (y * r).sum(), wrt: [x, w, b])).map { $0.scalars.map(\.bitPattern) }
+            }
+            let one = run(threads: 1), two = run(threads: 2)
+            for (k, label) in ["values", "∂x", "∂w", "∂b"].enumerated() {
+                XCTAssertEqual(one[k], two[k], "conv \(c.x) \(c.w) (\(c.why)): \(label) differ between 1 and 2 threads")
+            }
+        }
+    }
+}
