@@ -250,7 +250,7 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
 private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
-    // Wᵀ [colRows, o] once: a plain product packs its operand faster than a transposed one.
+    // Wᵀ [colRows, o], made once and shared by the products of every chunk or image.
     let wt = w.withPointer { pw in
         makeScalars(g.colRows * g.o) { pt in
             for ch in 0..<g.o { for r in 0..<g.colRows { pt[r * g.o + ch] = pw[ch * g.colRows + r] } }
