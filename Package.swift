@@ -46,6 +46,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "HDF5"]),
         .testTarget(name: "LearnersTests", dependencies: ["Learners", "Models", "Engine", "FewShotData"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Learners", "FewShotData"]),
+        // Runs the built `bench` and compares its output with Tests/BenchTests/Expected.
+        .testTarget(name: "BenchTests", dependencies: ["bench"], exclude: ["Expected", "Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

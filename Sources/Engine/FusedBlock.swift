@@ -10,7 +10,7 @@ extension Tensor {
         precondition(x.rank == 4, "batchNormMaxPoolReLU needs NCHW input, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
-        let ho = h / size, wo = w / size, inner = h * w, m = n * inner
+        let ho = h / size, wo = w / size, inner = h * w
         var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
         var invstd = [Float](repeating: 0, count: c)
         var indices = [Int32](repeating: 0, count: n * c * ho * wo)

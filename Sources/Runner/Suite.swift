@@ -198,8 +198,10 @@ extension Suite {
             .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
             .map { ($0 as NSString).deletingPathExtension }
             .sorted()
-        let hint = known.isEmpty ? "no suites/ folder with YAML files in \(directory)"
-            : "suites in \(suitesFolder): \(known.joined(separator: ", "))"
+        // The folder as the user would type it: relative when it is the working directory's.
+        let shown = directory == fm.currentDirectoryPath ? "suites/" : suitesFolder
+        let hint = known.isEmpty ? "no YAML files in \(shown)"
+            : "suites in \(shown): \(known.joined(separator: ", "))"
         throw SuiteError(file: nameOrPath, line: nil,
                          "no such suite: not a file, and no suites/\(nameOrPath).yaml (\(hint))")
     }

@@ -95,7 +95,7 @@ extension Bench {
             do {
                 storedResults = try ResultSet.load(storedPath)
             } catch {
-                throw ValidationError("\(error)\n(record results first: bench run --suite \(options.suite) --output \((storedPath as NSString).deletingLastPathComponent))")
+                throw BenchError("\(error)\n(record results first: bench run --suite \(options.suite) --output \((storedPath as NSString).deletingLastPathComponent))")
             }
             let folder = FileManager.default.temporaryDirectory
                 .appendingPathComponent("metabench-check-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path

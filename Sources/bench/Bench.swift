@@ -9,3 +9,10 @@ struct Bench: ParsableCommand {
         subcommands: [RunSuite.self, Datasets.self, List.self, Compare.self, Check.self],
         defaultSubcommand: RunSuite.self)
 }
+
+/// A failure that is not a mistake in the command line (so no usage text follows it): exit status 1 and
+/// the message.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+
+/// Runs the built `bench` command and compares its whole output (exit status, standard output, standard
+/// error) with the expectation stored in `Expected/<name>.txt`.
+///
+/// After an intended change of the output, rerun with `METABENCH_RECORD=1` to rewrite the expectations,
+/// and review the diff before committing it.
+final class BenchOutputTests: XCTestCase {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let expected = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Expected")
+    static let recording = ProcessInfo.processInfo.environment["METABENCH_RECORD"] == "1"
+
+    /// The `bench` executable beside this test binary (both are products of the same build).
+    static var benchExecutable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("bench")
+    }
+
+    /// Exit status and output of `bench arguments`, run in the package root.
+    static func bench(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = benchExecutable
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        var environment = ProcessInfo.processInfo.environment
+        environment["COLUMNS"] = "100"  // help text wraps at a fixed width
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes before waiting, so a full pipe cannot block the child.
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return "$ bench \(arguments.joined(separator: " "))\nexit status \(process.terminationStatus)\n"
+            + "--- standard output\n\(String(decoding: outData, as: UTF8.self))"
+            + "--- standard error\n\(String(decoding: errData, as: UTF8.self))"
+    }
+
+    func check(_ name: String, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.benchExecutable.path) else {
+            XCTFail("bench was not built beside the tests: \(Self.benchExecutable.path)", file: file, line: line)
+            return
+        }
+        let actual = try Self.bench(arguments)
+        let path = Self.expected.appendingPathComponent(name + ".txt")
+        if Self.recording {
+            try actual.write(to: path, atomically: true, encoding: .utf8)
+            return
+        }
+        guard let stored = try? String(contentsOf: path, encoding: .utf8) else {
+            XCTFail("no stored output \(path.path): run the tests once with METABENCH_RECORD=1", file: file, line: line)
+            return
+        }
+        if actual != stored {
+            let a = actual.split(separator: "\n", omittingEmptySubsequences: false)
+            let s = stored.split(separator: "\n", omittingEmptySubsequences: false)
+            let first = zip(a, s).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, s.count)
+            XCTFail("""
+                bench \(arguments.joined(separator: " ")): output differs from \(name).txt at line \(first + 1)
+                expected: \(first < s.count ? String(s[first]) : "(end of output)")
+                actual:   \(first < a.count ? String(a[first]) : "(end of output)")
+                """, file: file, line: line)
+        }
+    }
+
+    // MARK: - Listings and help
+
+    func testListLearners() throws { try check("list-learners", ["list", "learners"]) }
+    func testListSuites() throws { try check("list-suites", ["list", "suites"]) }
+    func testHelp() throws { try check("help", ["--help"]) }
+    func testRunHelp() throws { try check("run-help", ["run", "--help"]) }
+
+    // MARK: - Datasets
+
+    func testInspectTorchmetaLayouts() throws {
+        let fixtures = Self.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/datasets/layout-fixtures")
+        guard FileManager.default.fileExists(atPath: fixtures.path) else {
+            XCTFail("shared test data missing: \(fixtures.path) (expected ../shared/datasets beside the package root)")
+            return
+        }
+        for layout in ["miniimagenet", "tieredimagenet"] {
+            try check("inspect-\(layout)", ["datasets", "inspect", "../shared/datasets/layout-fixtures/\(layout)"])
+        }
+        try check("inspect-unknown-layout", ["datasets", "inspect", "../shared/datasets/layout-fixtures"])
+        try check("inspect-missing", ["datasets", "inspect", "no/such/folder"])
+    }
+
+    // MARK: - Errors a user can make
+
+    func testSuiteErrors() throws {
+        try check("missing-suite", ["run", "--suite", "no-such-suite"])
+        try check("bad-hyperparameter", ["run", "--suite", "Tests/BenchTests/Fixtures/bad-hyperparameter.yaml"])
+        try check("unknown-learner", ["run", "--suite", "Tests/BenchTests/Fixtures/unknown-learner.yaml"])
+        try check("bad-yaml", ["run", "--suite", "Tests/BenchTests/Fixtures/bad-yaml.yaml"])
+    }
+
+    func testFlagErrors() throws {
+        try check("zero-threads", ["run", "--suite", "smoke", "--threads", "0"])
+        try check("zero-episodes", ["run", "--suite", "smoke", "--episodes", "0"])
+        try check("unknown-flag", ["run", "--suite", "smoke", "--fast"])
+        try check("check-without-stored", ["check", "--suite", "smoke", "--stored", "no/such/results.json"])
+        try check("list-unknown", ["list", "datasets"])
+    }
+}
