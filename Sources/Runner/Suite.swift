@@ -118,15 +118,64 @@ public struct LearnerEntry: Sendable, Equatable {
     /// The name reports use; unique within the suite.
     public var label: String
     public var hyperparameters: [String: HyperValue]
+    /// This learner's own training budget and meta-training episode shape, where it differs from the
+    /// suite's (e.g. Prototypical Networks' 60-way training beside MAML's 5-way).
+    public var training: TrainingOverride
     /// The suite-file line of the entry (for error messages).
     public var line: Int?
 
-    public init(name: String, label: String? = nil, hyperparameters: [String: HyperValue] = [:], line: Int? = nil) {
+    public init(name: String, label: String? = nil, hyperparameters: [String: HyperValue] = [:],
+                training: TrainingOverride = TrainingOverride(), line: Int? = nil) {
         self.name = name
         self.label = label ?? name
         self.hyperparameters = hyperparameters
+        self.training = training
         self.line = line
     }
+}
+
+/// A learner's departures from the suite's training: budget fields and the meta-training episode shape
+/// (ways, shots, queries per class), each nil where the suite's value holds. Evaluation is never changed:
+/// every learner is scored on the same episodes.
+public struct TrainingOverride: Sendable, Equatable {
+    public var iterations: Int?
+    public var metaBatch: Int?
+    public var validateEvery: Int?
+    public var validationEpisodes: Int?
+    public var trainWays: Int?
+    public var trainShots: Int?
+    public var trainQueries: Int?
+
+    public init(iterations: Int? = nil, metaBatch: Int? = nil, validateEvery: Int? = nil,
+                validationEpisodes: Int? = nil, trainWays: Int? = nil, trainShots: Int? = nil,
+                trainQueries: Int? = nil) {
+        self.iterations = iterations
+        self.metaBatch = metaBatch
+        self.validateEvery = validateEvery
+        self.validationEpisodes = validationEpisodes
+        self.trainWays = trainWays
+        self.trainShots = trainShots
+        self.trainQueries = trainQueries
+    }
+
+    /// The suite's budget with this learner's values in place.
+    public func applied(to budget: TrainingBudget) -> TrainingBudget {
+        TrainingBudget(iterations: iterations ?? budget.iterations, metaBatch: metaBatch ?? budget.metaBatch,
+                       validateEvery: validateEvery ?? budget.validateEvery,
+                       validationEpisodes: validationEpisodes ?? budget.validationEpisodes)
+    }
+
+    /// The setting with this learner's meta-training episode shape (evaluation ways, shots and queries kept).
+    public func applied(to setting: SettingSpec) -> SettingSpec {
+        SettingSpec(ways: setting.ways, shots: setting.shots, queries: setting.queries,
+                    trainWays: trainWays ?? setting.trainWays, trainShots: trainShots ?? setting.trainShots,
+                    trainQueries: trainQueries ?? setting.trainQueries)
+    }
+}
+
+extension Suite {
+    /// The training budget of one learner of the suite.
+    public func training(for entry: LearnerEntry) -> TrainingBudget { entry.training.applied(to: training) }
 }
 
 /// How long each learner meta-trains and how it is validated meanwhile.

@@ -13,7 +13,9 @@ struct SuiteParser {
     static let datasetKeys = ["path", "image_size", "rotations", "labels_prefix", "variant", "splits"]
     static let splitKeys = ["train", "val", "test"]
     static let settingKeys = ["ways", "shots", "queries", "train_ways", "train_shots", "train_queries"]
-    static let learnerKeys = ["name", "label", "hyperparameters"]
+    static let learnerKeys = ["name", "label", "hyperparameters", "training"]
+    static let learnerTrainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes",
+                                      "train_ways", "train_shots", "train_queries"]
     static let trainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes"]
     static let evaluationKeys = ["episodes", "seed"]
     static let normalizationKeys = ["mean", "std"]
@@ -198,7 +200,21 @@ struct SuiteParser {
                 }
             }
         }
-        return LearnerEntry(name: name, label: label, hyperparameters: hyperparameters, line: line(node))
+        var training = TrainingOverride()
+        if let t = m["training"] {
+            let tm = try mapping(t.value, "learner training", allowed: Self.learnerTrainingKeys)
+            func value(_ key: String, atLeast minimum: Int) throws -> Int? {
+                try tm[key].map { try int($0.value, "training.\(key)", atLeast: minimum) }
+            }
+            training = TrainingOverride(
+                iterations: try value("iterations", atLeast: 0), metaBatch: try value("meta_batch", atLeast: 1),
+                validateEvery: try value("validate_every", atLeast: 0),
+                validationEpisodes: try value("validation_episodes", atLeast: 1),
+                trainWays: try value("train_ways", atLeast: 2), trainShots: try value("train_shots", atLeast: 1),
+                trainQueries: try value("train_queries", atLeast: 1))
+        }
+        return LearnerEntry(name: name, label: label, hyperparameters: hyperparameters, training: training,
+                            line: line(node))
     }
 
     func parseTraining(_ node: Node) throws -> TrainingBudget {

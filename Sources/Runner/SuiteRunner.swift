@@ -131,7 +131,7 @@ public final class SuiteRunner {
         }
         var evaluation = suite.evaluation
         if let episodes = options.episodes { evaluation.episodes = episodes }
-        try plan.checkSamplers(settings: suite.settings, normalization: suite.normalization, suite: suite)
+        try plan.checkSamplers(learners: learners, normalization: suite.normalization, suite: suite)
 
         let cellsFolder = (options.outputDirectory as NSString).appendingPathComponent("cells")
         var cells: [CellResult] = []
@@ -142,11 +142,13 @@ public final class SuiteRunner {
             for entry in learners {
                 for seed in suite.seeds {
                     index += 1
-                    let config = try cellConfig(entry: entry, setting: setting, seed: seed, evaluation: evaluation,
+                    // The learner's own meta-training episode shape, if it has one, names the cell.
+                    let cellSetting = entry.training.applied(to: setting)
+                    let config = try cellConfig(entry: entry, setting: cellSetting, seed: seed, evaluation: evaluation,
                                                 plan: plan)
-                    let key = CellKey(label: entry.label, setting: setting.id, seed: seed)
+                    let key = CellKey(label: entry.label, setting: cellSetting.id, seed: seed)
                     let path = (cellsFolder as NSString).appendingPathComponent(key.fileName)
-                    let name = "[\(index)/\(total)] \(entry.label) \(setting.id) seed \(seed)"
+                    let name = "[\(index)/\(total)] \(entry.label) \(cellSetting.id) seed \(seed)"
                     if options.resume, let stored = Self.storedCell(at: path, fingerprint: config.fingerprint) {
                         cells.append(stored)
                         reused += 1
@@ -207,7 +209,7 @@ public final class SuiteRunner {
             resolved = full.values
         }
         return CellConfig(learner: entry.name, label: entry.label, hyperparameters: HyperParameterValues(resolved),
-                          setting: setting, seed: seed, training: suite.training, evaluation: evaluation,
+                          setting: setting, seed: seed, training: suite.training(for: entry), evaluation: evaluation,
                           dataset: plan.config(suite: suite))
     }
 
@@ -433,29 +435,41 @@ struct DataPlan {
             }
         } else {
             validation = nil
-            validationNote = suite.training.validateEvery > 0 ? "validation is turned off (splits.val: none)" : nil
+            let validates = suite.learners.contains { suite.training(for: $0).validateEvery > 0 }
+            validationNote = validates ? "validation is turned off (splits.val: none)" : nil
         }
     }
 
-    /// Builds every sampler once so that a setting the data cannot serve fails before any training.
-    func checkSamplers(settings: [SettingSpec], normalization: Normalization, suite: Suite) throws {
+    /// Builds every sampler once so that a setting (with each learner's own training shape) the data
+    /// cannot serve fails before any training.
+    func checkSamplers(learners: [LearnerEntry], normalization: Normalization, suite: Suite) throws {
         if case .meanStd(let mean, _) = normalization, mean.count != dataset.imageShape.channels {
             throw RunnerError.dataset(file: suite.file, line: nil,
                                       message: "normalization has \(mean.count) mean/std values, but images have \(dataset.imageShape.channels) channels")
         }
-        for setting in settings {
-            do {
-                let trainSettings = EpisodeSettings(ways: setting.trainWays, shots: setting.trainShots,
-                                                    queriesPerClass: setting.trainQueries, normalization: normalization)
-                let evalSettings = EpisodeSettings(ways: setting.ways, shots: setting.shots,
-                                                   queriesPerClass: setting.queries, normalization: normalization)
-                _ = try EpisodeSampler(split: train, imageShape: dataset.imageShape, settings: trainSettings, seed: 0)
-                _ = try EpisodeSampler(split: test, imageShape: dataset.imageShape, settings: evalSettings, seed: 0)
-                if let validation, suite.training.validateEvery > 0 {
-                    _ = try EpisodeSampler(split: validation, imageShape: dataset.imageShape, settings: evalSettings, seed: 0)
+        // (setting with the learner's training shape, whether that learner validates), each checked once.
+        var checked = Set<String>()
+        for entry in learners {
+            let validates = suite.training(for: entry).validateEvery > 0
+            for suiteSetting in suite.settings {
+                let setting = entry.training.applied(to: suiteSetting)
+                guard checked.insert("\(setting.id) \(validates)").inserted else { continue }
+                do {
+                    let trainSettings = EpisodeSettings(ways: setting.trainWays, shots: setting.trainShots,
+                                                        queriesPerClass: setting.trainQueries, normalization: normalization)
+                    let evalSettings = EpisodeSettings(ways: setting.ways, shots: setting.shots,
+                                                       queriesPerClass: setting.queries, normalization: normalization)
+                    _ = try EpisodeSampler(split: train, imageShape: dataset.imageShape, settings: trainSettings, seed: 0)
+                    _ = try EpisodeSampler(split: test, imageShape: dataset.imageShape, settings: evalSettings, seed: 0)
+                    if let validation, validates {
+                        _ = try EpisodeSampler(split: validation, imageShape: dataset.imageShape, settings: evalSettings, seed: 0)
+                    }
+                } catch {
+                    // Name the learner when its own training shape is the one the data cannot serve.
+                    let own = setting != suiteSetting
+                    throw RunnerError.dataset(file: suite.file, line: own ? entry.line : nil,
+                                              message: (own ? "learner \(entry.label), " : "") + "setting \(setting.id): \(error)")
                 }
-            } catch {
-                throw RunnerError.dataset(file: suite.file, line: nil, message: "setting \(setting.id): \(error)")
             }
         }
     }

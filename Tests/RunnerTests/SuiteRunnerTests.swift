@@ -168,6 +168,37 @@ final class SuiteRunnerTests: XCTestCase {
         }
     }
 
+    /// A learner's `training:` block changes its own budget and meta-training episodes, never the
+    /// evaluation episodes: the other learner keeps the suite's, and both are scored on the same episodes.
+    func testPerLearnerTraining() throws {
+        let log = LearnerLog()
+        let registry = Fixtures.registry(log: log)
+        let yaml = Fixtures.suiteYAML.replacingOccurrences(
+            of: "    hyperparameters: {scale: 2}",
+            with: "    hyperparameters: {scale: 2}\n    training: {iterations: 3, meta_batch: 1, train_ways: 5, train_queries: 1}")
+        let suite = try Fixtures.suite(yaml, registry: registry)
+        let summary = try Fixtures.run(suite, registry: registry, output: folder)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder + "/cells").sorted()
+        XCTAssertEqual(files, ["nearest-3w1s2q-train5w1s1q-seed0.json", "nearest-3w1s2q-train5w1s1q-seed1.json",
+                               "nearest-b-3w1s2q-seed0.json", "nearest-b-3w1s2q-seed1.json"])
+        let own = summary.results.cells.filter { $0.config.label == "nearest" }
+        let plain = summary.results.cells.filter { $0.config.label == "nearest-b" }
+        XCTAssertEqual(plain.map(\.config.training), Array(repeating: suite.training, count: 2))
+        XCTAssertEqual(plain.map(\.config.setting), Array(repeating: suite.settings[0], count: 2))
+        XCTAssertEqual(own.map(\.config.training.iterations), [3, 3])
+        XCTAssertEqual(own.map(\.config.training.metaBatch), [1, 1])
+        XCTAssertEqual(own.map(\.config.training.validateEvery), [3, 3], "unset fields keep the suite's value")
+        XCTAssertEqual(own.map(\.config.setting), Array(repeating: SettingSpec(ways: 3, shots: 1, queries: 2, trainWays: 5,
+                                                                                trainQueries: 1), count: 2))
+        XCTAssertEqual(own.map(\.learningCurve.count), [3, 3])
+        XCTAssertEqual(log.settings.map(\.trainWays), [5, 5, 3, 3])
+        XCTAssertEqual(log.settings.map(\.iterations), [3, 3, 6, 6])
+        XCTAssertEqual(log.settings.map(\.metaBatch), [1, 1, 2, 2])
+        XCTAssertEqual(own.map(\.published), [50, 50], "published numbers are keyed by the evaluation setting")
+        // Same evaluation episodes: the two nearest-mean learners (which do not learn) score identically.
+        XCTAssertEqual(plain.map(\.episodeCorrect), own.map(\.episodeCorrect))
+    }
+
     func testInputErrors() throws {
         let registry = Fixtures.registry()
         let suite = try Fixtures.suite(registry: registry)
@@ -183,6 +214,13 @@ final class SuiteRunnerTests: XCTestCase {
                                       file: "w.yaml", registry: registry)
         XCTAssertThrowsError(try Fixtures.run(tooWide, registry: registry, output: folder)) { error in
             XCTAssertTrue("\(error)".hasPrefix("w.yaml: dataset: setting 7w1s2q:"), "\(error)")
+        }
+        // A learner's own training shape that the data cannot serve: the error names the learner and its line.
+        let ownTooWide = try Suite.parse(yaml: Fixtures.suiteYAML.replacingOccurrences(
+            of: "    label: nearest-b", with: "    label: nearest-b\n    training: {train_ways: 9}"),
+            file: "o.yaml", registry: registry)
+        XCTAssertThrowsError(try Fixtures.run(ownTooWide, registry: registry, output: folder)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("o.yaml:8: dataset: learner nearest-b, setting 3w1s2q-train9w1s2q:"), "\(error)")
         }
         var missing = suite
         missing.dataset = DatasetSpec(path: "/nonexistent/omniglot", line: 3)
