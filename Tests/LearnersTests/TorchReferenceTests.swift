@@ -7,8 +7,9 @@ import Models
 import XCTest
 
 /// MetaBench against learn2learn / PyTorch on the same episode and the same weights: the MAML meta-gradient
-/// (second order, one and two inner steps), the first-order one and the Prototypical Network gradient, read
-/// from `Reference/torch-reference.h5` (written by `Reference/make_torch_reference.py`).
+/// (second order, one and two inner steps), the first-order one, and the Prototypical and Matching Network
+/// (without full-context embeddings) gradients, read from `Reference/torch-reference.h5` (written by
+/// `Reference/make_torch_reference.py`).
 final class TorchReferenceTests: XCTestCase {
     static let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Reference/torch-reference.h5").path
@@ -91,5 +92,18 @@ final class TorchReferenceTests: XCTestCase {
         XCTAssertEqual(result.loss, try r.scalar("protonet/loss"), accuracy: 1e-4, "ProtoNet query loss")
         assertMatches(Parameters(Array(zip(theta.names, result.gradients))),
                       try r.parameters("protonet/grad", names: theta.names), "protonet")
+    }
+
+    func testMatchingNetMatchesPyTorch() throws {
+        let (r, episode) = try reference()
+        let matching = try MatchingNet(HyperParameters(learner: "matchingnet", specs: MatchingNet.hyperparameters,
+                                                       given: ["width": .int(8)]), setting())
+        matching.model.parameters = try matching.model.parameters.loading(
+            try r.parameters("theta", names: matching.model.parameters.names))
+        let theta = matching.model.parameters
+        let loss = matching.episodeLoss(theta, episode: episode).loss
+        XCTAssertEqual(loss.item, try r.scalar("matchingnet/loss"), accuracy: 1e-5, "Matching Networks query loss")
+        assertMatches(Parameters(Array(zip(theta.names, gradients(of: loss, wrt: theta.tensors)))),
+                      try r.parameters("matchingnet/grad", names: theta.names), "matchingnet")
     }
 }

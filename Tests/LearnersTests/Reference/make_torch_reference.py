@@ -1,4 +1,4 @@
-"""Writes torch-reference.h5: MAML, first-order MAML and Prototypical Network gradients computed by
+"""Writes torch-reference.h5: MAML, first-order MAML, Prototypical and Matching Network gradients computed by
 learn2learn 0.2.0 / PyTorch for one fixed episode and fixed Conv4 weights, which
 `TorchReferenceTests.swift` compares with MetaBench's.
 
@@ -62,6 +62,18 @@ def protonet_gradients():
     loss.backward()
     return {metabench_name(n): p.grad.detach().clone() for n, p in body.named_parameters()}, loss.item()
 
+def matchingnet_gradients():
+    """Matching Networks without full-context embeddings: log of the cosine-softmax attention mass per class."""
+    body = conv4(0)
+    body.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("5.")})
+    z = body(torch.cat([xs, xq]))
+    g, f = z[: WAYS * SHOTS], z[WAYS * SHOTS:]
+    cos = F.normalize(f, dim=1, eps=1e-8) @ F.normalize(g, dim=1, eps=1e-8).t()
+    probabilities = cos.softmax(dim=1) @ F.one_hot(ys, WAYS).float()
+    loss = F.cross_entropy(torch.log(probabilities + 1e-12), yq)
+    loss.backward()
+    return {metabench_name(n): p.grad.detach().clone() for n, p in body.named_parameters()}, loss.item()
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch-reference.h5")
 with h5py.File(out, "w") as f:
     f.attrs["made_by"] = "make_torch_reference.py, torch %s, learn2learn %s" % (torch.__version__, l2l.__version__)
@@ -72,6 +84,7 @@ with h5py.File(out, "w") as f:
     for group, (grads, loss) in {
         "maml": maml_gradients(False, 1), "maml_2steps": maml_gradients(False, 2),
         "fomaml": maml_gradients(True, 1), "protonet": protonet_gradients(),
+        "matchingnet": matchingnet_gradients(),
     }.items():
         f[group + "/loss"] = np.float32(loss)
         for name, g in grads.items():
