@@ -7,9 +7,9 @@ import Models
 import XCTest
 
 /// MetaBench against learn2learn / PyTorch on the same episode and the same weights: the MAML meta-gradient
-/// (second order, one and two inner steps), the first-order one, and the Prototypical and Matching Network
-/// (without full-context embeddings) gradients, read from `Reference/torch-reference.h5` (written by
-/// `Reference/make_torch_reference.py`).
+/// (second order, one and two inner steps), the first-order one, the Prototypical and Matching Network
+/// (without full-context embeddings) gradients and Reptile's inner loop, read from
+/// `Reference/torch-reference.h5` (written by `Reference/make_torch_reference.py`).
 final class TorchReferenceTests: XCTestCase {
     static let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Reference/torch-reference.h5").path
@@ -92,6 +92,22 @@ final class TorchReferenceTests: XCTestCase {
         XCTAssertEqual(result.loss, try r.scalar("protonet/loss"), accuracy: 1e-4, "ProtoNet query loss")
         assertMatches(Parameters(Array(zip(theta.names, result.gradients))),
                       try r.parameters("protonet/grad", names: theta.names), "protonet")
+    }
+
+    /// Reptile's inner loop (plain SGD, three steps on the whole support set): φ − θ against PyTorch's.
+    func testReptileInnerLoopMatchesPyTorch() throws {
+        let (r, episode) = try reference()
+        let reptile = try Reptile(HyperParameters(learner: "reptile", specs: Reptile.hyperparameters,
+                                                  given: ["width": .int(8), "inner_optimizer": .string("sgd")]), setting())
+        reptile.model.parameters = try reptile.model.parameters.loading(
+            try r.parameters("theta", names: reptile.model.parameters.names))
+        let theta = reptile.model.parameters
+        let all = Array(0..<episode.support.count)
+        let phi = reptile.adapt(theta, support: episode.support, batches: [all, all, all], learningRate: 0.1)
+        let delta = Parameters(zip(theta.names, zip(phi.tensors, theta.tensors)).map { name, pair in
+            (name, Tensor(shape: pair.1.shape, scalars: zip(pair.0.scalars, pair.1.scalars).map { $0 - $1 }))
+        })
+        assertMatches(delta, try r.parameters("reptile_sgd/delta", names: theta.names), "reptile φ − θ")
     }
 
     func testMatchingNetMatchesPyTorch() throws {

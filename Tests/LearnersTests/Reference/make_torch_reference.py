@@ -1,5 +1,5 @@
-"""Writes torch-reference.h5: MAML, first-order MAML, Prototypical and Matching Network gradients computed by
-learn2learn 0.2.0 / PyTorch for one fixed episode and fixed Conv4 weights, which
+"""Writes torch-reference.h5: MAML, first-order MAML, Prototypical and Matching Network gradients and a Reptile
+inner loop (SGD) computed by learn2learn 0.2.0 / PyTorch for one fixed episode and fixed Conv4 weights, which
 `TorchReferenceTests.swift` compares with MetaBench's.
 
 Run it with the peer environment of ../shared/peers (torch, learn2learn, h5py):
@@ -7,7 +7,7 @@ Run it with the peer environment of ../shared/peers (torch, learn2learn, h5py):
 The model is Conv4 of width 8 (4 x [conv3x3, BatchNorm with batch statistics, ReLU, maxpool 2]) and a linear
 head, on 28x28 grey images: MetaBench's `Conv4(width: 8)` with parameters named block{i}.conv.weight etc.
 """
-import os
+import copy, os
 import h5py, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 import learn2learn as l2l
 
@@ -74,6 +74,18 @@ def matchingnet_gradients():
     loss.backward()
     return {metabench_name(n): p.grad.detach().clone() for n, p in body.named_parameters()}, loss.item()
 
+def reptile_sgd_delta(steps=3, lr=0.1):
+    """Reptile's inner loop with plain SGD on the whole support set: phi - theta after `steps` steps."""
+    learner = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(learner(xs), ys).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return {metabench_name(n): (p - q).clone()
+                for (n, p), (_, q) in zip(learner.named_parameters(), model.named_parameters())}
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch-reference.h5")
 with h5py.File(out, "w") as f:
     f.attrs["made_by"] = "make_torch_reference.py, torch %s, learn2learn %s" % (torch.__version__, l2l.__version__)
@@ -89,4 +101,6 @@ with h5py.File(out, "w") as f:
         f[group + "/loss"] = np.float32(loss)
         for name, g in grads.items():
             f[group + "/grad/" + name] = g.numpy()
+    for name, d in reptile_sgd_delta().items():
+        f["reptile_sgd/delta/" + name] = d.numpy()
 print("wrote", out)
