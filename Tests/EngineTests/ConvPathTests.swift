@@ -15,53 +15,13 @@ final class ConvPathTests: XCTestCase {
         Case(x: [40, 8, 17, 17], w: [4, 8, 3, 3], stride: 2, pad: 1, why: "strided, several images per chunk"),
     ]
 
-    /// y, and the gradients of Σ r·y for x, w and b, in Double.
-    static func naive(_ x: Tensor, _ w: Tensor, _ b: Tensor, _ r: Tensor, stride s: Int, pad p: Int)
-        -> (y: [Double], dx: [Double], dw: [Double], db: [Double]) {
-        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
-        let ho = (h + 2 * p - kh) / s + 1, wo = (wd + 2 * p - kw) / s + 1
-        var y = [Double](repeating: 0, count: n * o * ho * wo)
-        var dx = [Double](repeating: 0, count: x.count), dw = [Double](repeating: 0, count: w.count)
-        var db = [Double](repeating: 0, count: o)
-        let xs = x.scalars.map(Double.init), ws = w.scalars.map(Double.init), rs = r.scalars.map(Double.init)
-        for bi in 0..<n {
-            for oc in 0..<o {
-                for yy in 0..<ho {
-                    for xx in 0..<wo {
-                        let out = ((bi * o + oc) * ho + yy) * wo + xx
-                        var sum = Double(b.scalars[oc])
-                        let ro = rs[out]
-                        db[oc] += ro
-                        for ic in 0..<c {
-                            for i in 0..<kh {
-                                let iy = yy * s - p + i
-                                if iy < 0 || iy >= h { continue }
-                                for j in 0..<kw {
-                                    let ix = xx * s - p + j
-                                    if ix < 0 || ix >= wd { continue }
-                                    let xi = ((bi * c + ic) * h + iy) * wd + ix, wi = ((oc * c + ic) * kh + i) * kw + j
-                                    sum += xs[xi] * ws[wi]
-                                    dx[xi] += ro * ws[wi]
-                                    dw[wi] += ro * xs[xi]
-                                }
-                            }
-                        }
-                        y[out] = sum
-                    }
-                }
-            }
-        }
-        return (y, dx, dw, db)
-    }
-
     func testLargePlanesAndManyChunksMatchDoubleLoops() {
         var rng = SeededRNG(seed: 310)
         for c in Self.cases {
             let x = rng.tensor(c.x).asParameter(), w = rng.tensor(c.w).asParameter(), b = rng.tensor([c.w[0]]).asParameter()
             let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad)
             let r = rng.tensor(y.shape)
-            let expected = Self.naive(x, w, b, r, stride: c.stride, pad: c.pad)
+            let expected = NaiveConvolution(x, w, b, upstream: r, stride: c.stride, pad: c.pad)
             let name = "conv \(c.x) \(c.w) s\(c.stride) p\(c.pad) (\(c.why))"
             assertClose(y.scalars, expected.y, rtol: 1e-4, atol: 1e-4, name + " values")
             // First order: weight and bias gradients from one pass.
@@ -93,6 +53,54 @@ final class ConvPathTests: XCTestCase {
             let one = run(threads: 1), two = run(threads: 2)
             for (k, label) in ["values", "∂x", "∂w", "∂b"].enumerated() {
                 XCTAssertEqual(one[k], two[k], "conv \(c.x) \(c.w) (\(c.why)): \(label) differ between 1 and 2 threads")
+            }
+        }
+    }
+}
+
+/// A direct convolution (cross-correlation) in Double loops: the values y = conv(x, w) + b and, given an
+/// upstream gradient r, the gradients of Σ r·y with respect to x, w and b.
+struct NaiveConvolution {
+    var shape: [Int]
+    var y: [Double]
+    var dx: [Double], dw: [Double], db: [Double]
+
+    init(_ x: Tensor, _ w: Tensor, _ b: Tensor?, upstream r: Tensor? = nil, stride s: Int, pad p: Int) {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let ho = (h + 2 * p - kh) / s + 1, wo = (wd + 2 * p - kw) / s + 1
+        shape = [n, o, ho, wo]
+        y = [Double](repeating: 0, count: n * o * ho * wo)
+        dx = [Double](repeating: 0, count: x.count)
+        dw = [Double](repeating: 0, count: w.count)
+        db = [Double](repeating: 0, count: o)
+        let xs = x.scalars.map(Double.init), ws = w.scalars.map(Double.init)
+        let rs = r?.scalars.map(Double.init) ?? []
+        for bi in 0..<n {
+            for oc in 0..<o {
+                for yy in 0..<ho {
+                    for xx in 0..<wo {
+                        let out = ((bi * o + oc) * ho + yy) * wo + xx
+                        var sum = b.map { Double($0.scalars[oc]) } ?? 0
+                        let ro = rs.isEmpty ? 0 : rs[out]
+                        db[oc] += ro
+                        for ic in 0..<c {
+                            for i in 0..<kh {
+                                let iy = yy * s - p + i
+                                if iy < 0 || iy >= h { continue }
+                                for j in 0..<kw {
+                                    let ix = xx * s - p + j
+                                    if ix < 0 || ix >= wd { continue }
+                                    let xi = ((bi * c + ic) * h + iy) * wd + ix, wi = ((oc * c + ic) * kh + i) * kw + j
+                                    sum += xs[xi] * ws[wi]
+                                    dx[xi] += ro * ws[wi]
+                                    dw[wi] += ro * xs[xi]
+                                }
+                            }
+                        }
+                        y[out] = sum
+                    }
+                }
             }
         }
     }

@@ -29,6 +29,11 @@ final class TorchReferenceTests: XCTestCase {
         func parameters(_ group: String, names: [String]) throws -> [String: Tensor] {
             Dictionary(uniqueKeysWithValues: try names.map { ($0, try tensor(group + "/" + $0)) })
         }
+        /// Sets `model`'s parameters to the reference weights θ and returns them.
+        func loadTheta(into model: Conv4) throws -> Parameters {
+            model.parameters = try model.parameters.loading(try parameters("theta", names: model.parameters.names))
+            return model.parameters
+        }
     }
 
     func reference() throws -> (Reference, Episode) {
@@ -74,8 +79,7 @@ final class TorchReferenceTests: XCTestCase {
             let given: [String: HyperValue] = ["width": .int(8), "inner_lr": .double(0.4), "inner_steps": .int(steps)]
             let maml = try MAML(HyperParameters(learner: "maml", specs: MAML.hyperparameters, given: given), setting(),
                                 firstOrder: firstOrder)
-            maml.model.parameters = try maml.model.parameters.loading(try r.parameters("theta", names: maml.model.parameters.names))
-            let theta = maml.model.parameters
+            let theta = try r.loadTheta(into: maml.model)
             let (grads, loss, _) = maml.metaGradient(theta, episode: episode)
             XCTAssertEqual(loss, try r.scalar(group + "/loss"), accuracy: 1e-5, "\(group): query loss")
             assertMatches(Parameters(Array(zip(theta.names, grads))), try r.parameters(group + "/grad", names: theta.names), group)
@@ -86,8 +90,7 @@ final class TorchReferenceTests: XCTestCase {
         let (r, episode) = try reference()
         let proto = try ProtoNet(HyperParameters(learner: "protonet", specs: ProtoNet.hyperparameters, given: ["width": .int(8)]),
                                  setting())
-        proto.model.parameters = try proto.model.parameters.loading(try r.parameters("theta", names: proto.model.parameters.names))
-        let theta = proto.model.parameters
+        let theta = try r.loadTheta(into: proto.model)
         let result = proto.episodeGradient(theta, episode: episode)
         XCTAssertEqual(result.loss, try r.scalar("protonet/loss"), accuracy: 1e-4, "ProtoNet query loss")
         assertMatches(Parameters(Array(zip(theta.names, result.gradients))),
@@ -99,9 +102,7 @@ final class TorchReferenceTests: XCTestCase {
         let (r, episode) = try reference()
         let reptile = try Reptile(HyperParameters(learner: "reptile", specs: Reptile.hyperparameters,
                                                   given: ["width": .int(8), "inner_optimizer": .string("sgd")]), setting())
-        reptile.model.parameters = try reptile.model.parameters.loading(
-            try r.parameters("theta", names: reptile.model.parameters.names))
-        let theta = reptile.model.parameters
+        let theta = try r.loadTheta(into: reptile.model)
         let all = Array(0..<episode.support.count)
         let phi = reptile.adapt(theta, support: episode.support, batches: [all, all, all], learningRate: 0.1)
         let delta = Parameters(zip(theta.names, zip(phi.tensors, theta.tensors)).map { name, pair in
@@ -114,9 +115,7 @@ final class TorchReferenceTests: XCTestCase {
         let (r, episode) = try reference()
         let matching = try MatchingNet(HyperParameters(learner: "matchingnet", specs: MatchingNet.hyperparameters,
                                                        given: ["width": .int(8)]), setting())
-        matching.model.parameters = try matching.model.parameters.loading(
-            try r.parameters("theta", names: matching.model.parameters.names))
-        let theta = matching.model.parameters
+        let theta = try r.loadTheta(into: matching.model)
         let loss = matching.episodeLoss(theta, episode: episode).loss
         XCTAssertEqual(loss.item, try r.scalar("matchingnet/loss"), accuracy: 1e-5, "Matching Networks query loss")
         assertMatches(Parameters(Array(zip(theta.names, gradients(of: loss, wrt: theta.tensors)))),
