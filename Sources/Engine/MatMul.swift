@@ -9,9 +9,10 @@ extension Tensor {
         let out = a.withPointer { pa in
             b.withPointer { pb in
                 makeScalars(m * n) { pc in
-                    // Large products: rows of C in parts on several threads (each element is computed by
-                    // the same single-threaded kernel either way, so the result does not change).
-                    let parts = m * n * k >= (1 << 21) && m >= 64 ? Swift.min(ComputeThreads.count, m / 32) : 1
+                    // Large products: rows of C in a fixed number of parts, run on several threads when
+                    // there are. The parts do not depend on the thread count because OpenBLAS's result for
+                    // a row can depend on how the rows are split (its edge kernels), and results must not.
+                    let parts = m * n * k >= (1 << 21) && m >= 64 ? Swift.min(matmulParts, m / 32) : 1
                     let rows = (m + parts - 1) / parts
                     ComputeThreads.forEach(parts, work: Int.max) { part in
                         let first = part * rows, count = Swift.min(rows, m - first)
@@ -43,6 +44,9 @@ extension Tensor {
         }
     }
 }
+
+/// Row parts of a large product (the default thread count, so stored results made with it are unchanged).
+let matmulParts = 2
 
 /// x · Wᵀ + b for x [n × in], W [out × in], b [out] (PyTorch's `Linear` convention).
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {

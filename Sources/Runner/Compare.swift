@@ -95,7 +95,7 @@ public struct Comparison: Sendable {
 
 /// The outcome of `bench check`: a fresh run compared with stored results.
 public struct CheckOutcome: Sendable {
-    /// Whether every cell had to match exactly (same seeds and threads, suite marked `exact`).
+    /// Whether every cell had to match exactly (same seeds and OpenBLAS kernels, suite marked `exact`).
     public var exact: Bool
     public var matched: Int
     /// One line per failing cell, saying why.
@@ -114,12 +114,13 @@ public struct CheckOutcome: Sendable {
 
 /// Compares a fresh run with stored results.
 public enum RegressionCheck {
-    /// Exact when the suite says `exact: true` and seeds, thread count and OpenBLAS kernels match the stored set; then every
-    /// cell's accuracy and per-episode results must be identical. Otherwise a cell fails when its accuracy
-    /// is outside the combined interval. Stored cells the fresh run did not select are ignored; a fresh
+    /// Exact when the suite says `exact: true` and the seeds and OpenBLAS kernels match the stored set (the
+    /// thread count does not change results: every split of the work is fixed independently of it); then
+    /// every cell's accuracy and per-episode results must be identical. Otherwise a cell fails when its
+    /// accuracy is outside the combined interval. Stored cells the fresh run did not select are ignored; a fresh
     /// cell with no stored counterpart, or a different configuration, fails.
     public static func check(fresh: ResultSet, stored: ResultSet) -> CheckOutcome {
-        let exact = fresh.exact && fresh.threads == stored.threads && fresh.seeds == stored.seeds
+        let exact = fresh.exact && fresh.seeds == stored.seeds
             && fresh.versions.openblasCoretype == stored.versions.openblasCoretype
         var failures: [String] = []
         var matched = 0

@@ -9,7 +9,7 @@ public struct Suite: Sendable, Equatable {
     /// The file the suite was read from (for error messages and reports).
     public var file: String
     public var summary: String?
-    /// Whether a rerun with the same seeds and thread count must reproduce every number exactly.
+    /// Whether a rerun with the same seeds and OpenBLAS kernels must reproduce every number exactly.
     public var exact: Bool
     public var dataset: DatasetSpec
     public var normalization: Normalization

@@ -78,7 +78,7 @@ extension Bench {
             commandName: "check",
             abstract: "Rerun a suite and compare with its stored results (a regression check).",
             discussion: """
-            With the suite marked `exact: true` and the same seeds and thread count as the stored results, \
+            With the suite marked `exact: true` and the same seeds and OpenBLAS kernels as the stored results, \
             every cell must reproduce its accuracy and per-episode results exactly; otherwise a cell fails \
             when its accuracy moves outside the combined 95% interval. Exits with status 1 on any failure.
             """)
@@ -106,8 +106,9 @@ extension Bench {
             let fresh = try runner.run().results
             let outcome = RegressionCheck.check(fresh: fresh, stored: storedResults)
             if !outcome.exact, suite.exact {
-                print("note: comparing within confidence intervals, not exactly: the stored results used "
-                      + "\(storedResults.threads) threads and seeds \(storedResults.seeds), this run \(fresh.threads) and \(fresh.seeds)")
+                print("note: comparing within confidence intervals, not exactly: the stored results used seeds "
+                      + "\(storedResults.seeds) and OpenBLAS kernels \(storedResults.versions.openblasCoretype), "
+                      + "this run \(fresh.seeds) and \(fresh.versions.openblasCoretype)")
             }
             for failure in outcome.failures { print("FAIL \(failure)") }
             print(outcome.summary)
