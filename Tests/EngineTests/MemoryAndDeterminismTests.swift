@@ -66,3 +66,24 @@ final class MemoryAndDeterminismTests: XCTestCase {
         XCTAssertEqual(plain().map { $0.map(\.bitPattern) }, plain().map { $0.map(\.bitPattern) })
     }
 }
+
+/// Large matrix products are split into row parts on several threads; the split must not depend on the
+/// thread count (OpenBLAS's edge kernels can give a row other bits when the rows are split differently).
+final class MatmulThreadTests: XCTestCase {
+    func testSameBitsOnOneAndTwoThreads() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        var rng = SeededRNG(seed: 312)
+        for (m, k, n) in [(300, 400, 200), (2000, 300, 100), (1200, 64, 60), (75, 64, 5)] {
+            let a = rng.tensor([m, k]), b = rng.tensor([k, n])
+            ComputeThreads.set(1)
+            let one = Tensor.matmul(a, b).scalars.map(\.bitPattern)
+            ComputeThreads.set(2)
+            let two = Tensor.matmul(a, b).scalars.map(\.bitPattern)
+            ComputeThreads.set(3)
+            let three = Tensor.matmul(a, b).scalars.map(\.bitPattern)
+            XCTAssertTrue(one == two, "matmul \(m)×\(k)·\(k)×\(n): 1 and 2 threads differ")
+            XCTAssertTrue(one == three, "matmul \(m)×\(k)·\(k)×\(n): 1 and 3 threads differ")
+        }
+    }
+}
