@@ -4,13 +4,25 @@ import Foundation
 /// OpenBLAS set-up and the single-precision matrix product every product and convolution goes through.
 public enum BLAS {
     /// Selects OpenBLAS's AVX-512 kernels on CPUs that have avx512f, unless the user set
-    /// `OPENBLAS_CORETYPE`: OpenBLAS 0.3.21 detects these CPUs as Haswell and runs at half speed.
+    /// `OPENBLAS_CORETYPE`: OpenBLAS 0.3.21 detects these CPUs as Haswell and runs at half speed. A kernel
+    /// family the user forces but the CPU cannot run (SkylakeX without AVX-512: OpenBLAS would die of an
+    /// illegal instruction at its first product) is replaced by OpenBLAS's own detection, with a warning.
     /// Runs once, before the first BLAS call of the process.
     public static let configured: Bool = {
         // Keep freed tensor buffers in the heap for reuse instead of unmapping them: every step allocates
         // the same large buffers, and fresh pages cost a page fault each.
         cengine_keep_freed_buffers()
-        if getenv("OPENBLAS_CORETYPE") == nil, cpuHasAVX512F() {
+        let flags = cpuFlags()
+        if let forced = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }) {
+            if let needed = requiredFlag(forKernels: forced), let flags, !flags.contains(needed) {
+                unsetenv("OPENBLAS_CORETYPE")
+                gotoblas_dynamic_quit()
+                gotoblas_dynamic_init()
+                let detected = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+                fputs("warning: OPENBLAS_CORETYPE=\(forced) needs the CPU feature \(needed), which this CPU lacks; "
+                      + "using the kernels OpenBLAS detects instead (\(detected))\n", stderr)
+            }
+        } else if flags?.contains("avx512f") == true {
             setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
             gotoblas_dynamic_quit()
             gotoblas_dynamic_init()
@@ -21,6 +33,15 @@ public enum BLAS {
         return true
     }()
 
+    /// The CPU feature an OpenBLAS kernel family needs, for the families whose kernels use AVX2 or AVX-512.
+    static func requiredFlag(forKernels name: String) -> String? {
+        switch name.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return "avx512f"
+        case "haswell", "zen": return "avx2"
+        default: return nil
+        }
+    }
+
     /// The kernel family OpenBLAS is using (e.g. "SkylakeX").
     public static var coreName: String {
         _ = configured
@@ -28,9 +49,20 @@ public enum BLAS {
         return String(cString: name)
     }
 
-    static func cpuHasAVX512F() -> Bool {
+    /// OpenBLAS's version, e.g. "0.3.21" (from its build configuration string), or "unknown".
+    public static var version: String {
+        _ = configured
+        guard let config = openblas_get_config() else { return "unknown" }
+        // "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"
+        let words = String(cString: config).split(separator: " ")
+        guard words.count >= 2, words[0] == "OpenBLAS" else { return "unknown" }
+        return String(words[1])
+    }
+
+    /// The CPU's feature flags from /proc/cpuinfo (nil where it cannot be read).
+    static func cpuFlags() -> Set<String>? {
         // /proc files report size 0, so read line by line with stdio rather than Foundation.
-        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
+        guard let file = fopen("/proc/cpuinfo", "r") else { return nil }
         defer { fclose(file) }
         var line: UnsafeMutablePointer<CChar>? = nil
         var capacity = 0
@@ -38,10 +70,10 @@ public enum BLAS {
         while getline(&line, &capacity, file) > 0, let line {
             let text = String(cString: line)
             if text.hasPrefix("flags") {
-                return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).contains("avx512f")
+                return Set(text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init))
             }
         }
-        return false
+        return nil
     }
 
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major; op transposes when asked.

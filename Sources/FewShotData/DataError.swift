@@ -14,6 +14,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case imageDecoding(file: String, dataset: String, reason: String)
     case hdf5(String)
     case invalidOptions(String)
+    /// The same class is in two splits (`splits` and `files`: the two splits and the files that list them).
+    case classInTwoSplits(className: String, splits: [String], files: [String])
+    /// Reading the dataset would take more memory than `ReadLimits.memoryBudget`, or a size overflows.
+    case tooLarge(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +45,11 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
             return message
         case .invalidOptions(let reason):
             return "invalid load options: \(reason)"
+        case .classInTwoSplits(let className, let splits, let files):
+            let places = zip(splits, files).map { "'\($0)' (\($1))" }.joined(separator: " and ")
+            return "class '\(className)' is in both split \(places); a class must belong to one split only"
+        case .tooLarge(let file, let reason):
+            return "\(file): \(reason)"
         }
     }
 }

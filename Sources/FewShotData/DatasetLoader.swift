@@ -28,6 +28,11 @@ public struct LoadOptions: Sendable, Equatable, Codable {
 /// tieredImageNet (`{split}_data.hdf5` + `{split}_labels.json`; tiered holds PNGs), CIFAR-FS and FC100
 /// (`cifar100/` with `data.hdf5`, `fine_names.json`, `cifar-fs/` and `fc100/`), and MetaBench's own
 /// single-file layout (see `MetaBenchLayout`).
+///
+/// Every reader first reads the class lists of all its splits and checks them (`SplitClasses`: no class
+/// twice in a split, no class in two splits), then reads pixels, counting the bytes against
+/// `ReadLimits.memoryBudget` and checking each image's size (`LayoutIO.Progress`, `checkImageSize`); the
+/// options are checked against the same budget before resizing or rotating (`LayoutIO.apply`).
 public enum DatasetLoader {
     public static func load(_ path: String, options: LoadOptions = LoadOptions()) throws -> FewShotDataset {
         try LayoutIO.mapHDF5Errors {

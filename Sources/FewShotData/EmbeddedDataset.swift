@@ -29,6 +29,10 @@ public enum EmbeddedDataset {
     public static let classesPerSplit = [200, 50, 50]
     /// Name of the cached file, changed whenever the generator changes.
     public static let cacheFileName = "embedded-glyphs-v1.h5"
+    /// `digest(generate())`, fixed here so that a cached file altered in any way — even with a matching
+    /// digest stored beside it — is noticed and regenerated. Changes only with the generator (and then
+    /// `cacheFileName` changes too); `EmbeddedDatasetTests` checks it.
+    public static let contentDigest: UInt64 = 0xCD51_F15D_6207_C325
 
     /// Total number of classes over all splits.
     public static var classCount: Int { classesPerSplit.reduce(0, +) }
@@ -83,22 +87,55 @@ public enum EmbeddedDataset {
         return home + "/.cache/metabench"
     }
 
-    /// Loads the cached file, writing it first when missing (and again when it cannot be read).
+    /// Loads the cached file, writing it first when missing, and again — with a one-line warning on standard
+    /// error — when it cannot be read or its pixels do not have `contentDigest`.
     public static func load() throws -> FewShotDataset {
         let folder = cacheDirectory()
         let path = folder + "/" + cacheFileName
-        if FileManager.default.fileExists(atPath: path), let dataset = try? readChecked(path) {
-            return dataset
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                let cached = try readChecked(path)
+                if digest(cached) == contentDigest { return cached }
+                warn("warning: \(path) does not hold the embedded dataset's pixels (checksum mismatch); regenerating it")
+            } catch {
+                warn("warning: \(path) cannot be read (\(error)); regenerating it")
+            }
         }
+        let dataset = generate()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         // Write beside the file, then rename: a concurrent reader never sees half a file.
         let temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
         defer { try? FileManager.default.removeItem(atPath: temporary) }
-        try write(to: temporary)
+        try MetaBenchLayout.write(dataset, to: temporary)
         guard rename(temporary, path) == 0 else {
             throw DataError.hdf5("cannot move \(temporary) to \(path): \(String(cString: strerror(errno)))")
         }
-        return try readChecked(path)
+        return dataset
+    }
+
+    /// A 64-bit FNV-1a hash of a dataset's content: every split's name, then each class's name, image count
+    /// and pixels, in order. Any changed byte changes it (each FNV-1a step is a bijection of the state).
+    public static func digest(_ dataset: FewShotDataset) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func add<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        }
+        func add(_ number: Int) { withUnsafeBytes(of: Int64(number).littleEndian) { add($0) } }
+        for split in dataset.splits {
+            add(split.name.utf8)
+            add(split.classes.count)
+            for imageClass in split.classes {
+                add(imageClass.name.utf8)
+                add(imageClass.count)
+                add(imageClass.pixels.count)
+                imageClass.pixels.withUnsafeBufferPointer { add($0) }
+            }
+        }
+        return hash
+    }
+
+    private static func warn(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     /// Reads `path` and checks that it holds this dataset's shape and splits.

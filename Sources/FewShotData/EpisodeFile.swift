@@ -95,15 +95,19 @@ public enum EpisodeFile {
                 throw DataError.badDataset(file: file.path, dataset: labelsPath,
                                            reason: "expected \(dims[0]) labels (one per image), found shape \(labelDims)")
             }
+            let shape = ImageShape(channels: dims[1], height: dims[2], width: dims[3])
+            try LayoutIO.checkImageSize(shape, file: file.path, dataset: imagesPath)
             let labels: [Int64] = try labelSet.read()
-            return LabelledImages(shape: ImageShape(channels: dims[1], height: dims[2], width: dims[3]),
-                                  pixels: try imageSet.read(), labels: labels.map { Int($0) })
+            return LabelledImages(shape: shape, pixels: try imageSet.read(), labels: labels.map { Int(clamping: $0) })
         }
         let support = try images("support"), query = try images("query")
-        var classIndices = Array(0..<max(ways, 0))
+        guard ways > 0, ways <= support.count else {
+            throw DataError.badDataset(file: file.path, dataset: name, reason: "ways \(ways) does not fit \(support.count) support images")
+        }
+        var classIndices = Array(0..<ways)
         if try file.exists("\(name)/class_indices") {
             let stored: [Int64] = try file.dataset("\(name)/class_indices").read()
-            classIndices = stored.map { Int($0) }
+            classIndices = stored.map { Int(clamping: $0) }
         }
         let episode = Episode(ways: ways, shots: shots, queriesPerClass: queries, support: support, query: query,
                               classIndices: classIndices)
@@ -124,10 +128,12 @@ public enum EpisodeFile {
             throw bad("\(episode.classIndices.count) class indices for \(episode.ways) ways")
         }
         for (kind, images, perClass) in [("support", episode.support, episode.shots), ("query", episode.query, episode.queriesPerClass)] {
-            guard images.count == episode.ways * perClass else {
-                throw bad("\(images.count) \(kind) images, expected ways × \(kind == "support" ? "shots" : "queries") = \(episode.ways * perClass)")
+            let expected = ReadLimits.product([episode.ways, perClass])
+            guard images.count == expected else {
+                throw bad("\(images.count) \(kind) images, expected ways × \(kind == "support" ? "shots" : "queries") = "
+                          + (expected.map(String.init) ?? "more than can be addressed"))
             }
-            guard images.pixels.count == images.count * images.shape.count else {
+            guard images.pixels.count == ReadLimits.product([images.count, images.shape.channels, images.shape.height, images.shape.width]) else {
                 throw bad("\(images.pixels.count) \(kind) values for \(images.count) images of \(images.shape)")
             }
             if let label = images.labels.first(where: { !(0..<episode.ways).contains($0) }) {

@@ -1,3 +1,5 @@
+import HDF5
+
 /// How episode pixels are scaled: [0, 1], or standardised per channel.
 ///
 /// With `.meanStd`, channel `c` of a byte `b` becomes `(b / 255 - mean[c]) / std[c]`.
@@ -58,7 +60,7 @@ public struct EpisodeSampler: Sendable {
         guard split.classes.count >= settings.ways else {
             throw DataError.notEnoughClasses(split: split.name, ways: settings.ways, available: split.classes.count)
         }
-        let needed = settings.shots + settings.queriesPerClass
+        let needed = ReadLimits.sum([settings.shots, settings.queriesPerClass]) ?? .max
         if let small = split.classes.first(where: { $0.count < needed }) {
             throw DataError.notEnoughImages(split: split.name, className: small.name, needed: needed,
                                             available: small.count)
@@ -176,10 +178,14 @@ enum PixelConversion {
         guard imageShape.channels >= 1, imageShape.height >= 1, imageShape.width >= 1 else {
             throw DataError.invalidEpisodeSettings("image shape \(imageShape) has an empty dimension")
         }
-        for imageClass in split.classes where imageClass.pixels.count != imageClass.count * imageShape.count {
+        guard let perImage = ReadLimits.product([imageShape.channels, imageShape.height, imageShape.width]) else {
+            throw DataError.invalidEpisodeSettings("image shape \(imageShape) has more values than can be addressed")
+        }
+        for imageClass in split.classes where ReadLimits.product([imageClass.count, perImage]) != imageClass.pixels.count {
             throw DataError.invalidEpisodeSettings(
                 "class '\(imageClass.name)' of split '\(split.name)' holds \(imageClass.pixels.count) bytes, "
-                + "but \(imageClass.count) images of \(imageShape) need \(imageClass.count * imageShape.count)")
+                + "but \(imageClass.count) images of \(imageShape) need "
+                + (ReadLimits.product([imageClass.count, perImage]).map(String.init) ?? "more than can be addressed"))
         }
     }
 

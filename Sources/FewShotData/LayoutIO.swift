@@ -5,6 +5,12 @@ import HDF5
 enum LayoutIO {
     /// The split names torchmeta uses, in report order.
     static let splitNames = ["train", "val", "test"]
+    /// The largest labels file read: a list of a million class names takes a few tens of MiB.
+    static let maxLabelsFileBytes = 64 << 20
+    /// The most values one image may have (channels × height × width), e.g. 9000×9000×3.
+    static let maxImageValues = 1 << 28
+    /// The largest `image_size` (resize target).
+    static let maxImageSize = 4096
 
     /// Runs `body`, turning an `HDF5Error` into `DataError.hdf5` with its message.
     static func mapHDF5Errors<T>(_ body: () throws -> T) throws -> T {
@@ -38,12 +44,21 @@ enum LayoutIO {
     /// Parses a JSON file; a missing file is `missingPath`, bad JSON `invalidLabels`.
     static func readJSON(_ path: String) throws -> Any {
         guard fileExists(path) else { throw DataError.missingPath(path) }
+        let tooLarge = { (size: Int) in
+            DataError.invalidLabels(path: path, reason: "the file holds \(ReadLimits.byteCount(size)), more than the "
+                                    + "\(ReadLimits.byteCount(maxLabelsFileBytes)) a labels file may have")
+        }
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= maxLabelsFileBytes else { throw tooLarge(size) }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            data = try handle.read(upToCount: maxLabelsFileBytes + 1) ?? Data()
         } catch {
             throw DataError.invalidLabels(path: path, reason: "cannot read the file (\(error.localizedDescription))")
         }
+        guard data.count <= maxLabelsFileBytes else { throw tooLarge(data.count) }
         do {
             return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
@@ -102,10 +117,29 @@ enum LayoutIO {
         case nchw
     }
 
-    /// Reads the uint8 images at `datasetPath` as one class with CHW pixels, checking type, rank and that
-    /// the image shape matches `expectedShape` (set from the first class read).
+    /// What a loader has read so far: the image shape every class must have (set by the first class) and
+    /// the bytes held, which must stay within `ReadLimits.memoryBudget`.
+    struct Progress {
+        var shape: ImageShape?
+        var bytes = 0
+
+        init(shape: ImageShape? = nil) { self.shape = shape }
+
+        /// Counts `count` more bytes for the class at `dataset` of `file`.
+        mutating func hold(_ count: Int?, file: String, dataset: String) throws {
+            guard let count, let total = ReadLimits.sum([bytes, count]), total <= ReadLimits.memoryBudget else {
+                throw DataError.tooLarge(file: file, reason: "dataset '\(dataset)': the classes read up to it need "
+                                         + "\(ReadLimits.byteCount(ReadLimits.sum([bytes, count ?? .max]) ?? .max)), more than "
+                                         + ReadLimits.memoryBudgetDescription)
+            }
+            bytes = total
+        }
+    }
+
+    /// Reads the uint8 images at `datasetPath` as one class with CHW pixels, checking type, rank, the image
+    /// size, that the image shape matches `progress.shape` (set from the first class read) and the memory.
     static func readClass(_ file: File, _ datasetPath: String, name: String, layout: PixelLayout,
-                          expectedShape: inout ImageShape?) throws -> ImageClass {
+                          progress: inout Progress) throws -> ImageClass {
         guard try mapHDF5Errors({ try file.exists(datasetPath) }) else {
             throw DataError.missingGroup(file: file.path, group: datasetPath)
         }
@@ -146,12 +180,25 @@ enum LayoutIO {
         guard shape.height > 0, shape.width > 0 else {
             throw DataError.badDataset(file: file.path, dataset: datasetPath, reason: "images of size \(shapeText) are empty")
         }
-        try checkShape(shape, expected: &expectedShape, file: file.path, dataset: datasetPath)
+        try checkImageSize(shape, file: file.path, dataset: datasetPath)
+        try checkShape(shape, expected: &progress.shape, file: file.path, dataset: datasetPath)
+        try progress.hold(ReadLimits.product([count, shape.count]), file: file.path, dataset: datasetPath)
         let raw: [UInt8] = try mapHDF5Errors { try dataset.read() }
         let pixels = layout == .nhwc
             ? ImageOps.hwcToCHW(raw, count: count, height: shape.height, width: shape.width, channels: shape.channels)
             : raw
         return ImageClass(name: name, count: count, pixels: pixels)
+    }
+
+    /// Checks that one image of `shape` has at most `maxImageValues` values (so `shape.count` cannot overflow).
+    static func checkImageSize(_ shape: ImageShape, file: String, dataset: String) throws {
+        guard shape.channels > 0, shape.height > 0, shape.width > 0 else {
+            throw DataError.badDataset(file: file, dataset: dataset, reason: "images of \(shape) have an empty dimension")
+        }
+        guard let values = ReadLimits.product([shape.channels, shape.height, shape.width]), values <= maxImageValues else {
+            throw DataError.badDataset(file: file, dataset: dataset, reason: "images of \(shape) are larger than the limit of "
+                                       + "\(maxImageValues) values per image")
+        }
     }
 
     /// Checks every class has images of one shape.
@@ -166,9 +213,17 @@ enum LayoutIO {
     /// Applies the resizing and rotation options to a dataset read at its stored size.
     static func apply(_ options: LoadOptions, to dataset: FewShotDataset) throws -> FewShotDataset {
         var result = dataset
+        let images = ReadLimits.sum(dataset.splits.flatMap { $0.classes.map(\.count) }) ?? .max
         if let size = options.imageSize {
-            guard size > 0, size <= 4096 else {
-                throw DataError.invalidOptions("image size \(size) is not in 1...4096")
+            guard size > 0, size <= maxImageSize else {
+                throw DataError.invalidOptions("image_size \(size) is not in 1...\(maxImageSize)")
+            }
+            let channels = dataset.imageShape.channels
+            let resized = ReadLimits.product([images, channels, size, size, options.rotations ? 4 : 1])
+            guard let resized, resized <= ReadLimits.memoryBudget else {
+                throw DataError.invalidOptions("image_size \(size): \(images) images of \(channels) channel(s) at \(size)×\(size)"
+                                               + (options.rotations ? " with rotations" : "") + " need "
+                                               + "\(ReadLimits.byteCount(resized ?? .max)), more than \(ReadLimits.memoryBudgetDescription)")
             }
             let from = dataset.imageShape
             let to = ImageShape(channels: from.channels, height: size, width: size)
@@ -188,6 +243,11 @@ enum LayoutIO {
             guard shape.height == shape.width else {
                 throw DataError.invalidOptions("rotations need square images, these are \(shape.height)×\(shape.width); set an image size")
             }
+            let rotated = ReadLimits.product([images, shape.count, 4])
+            guard let rotated, rotated <= ReadLimits.memoryBudget else {
+                throw DataError.invalidOptions("rotations: \(images) images of \(shape) and their three rotations need "
+                                               + "\(ReadLimits.byteCount(rotated ?? .max)), more than \(ReadLimits.memoryBudgetDescription)")
+            }
             for s in result.splits.indices {
                 let originals = result.splits[s].classes
                 for (turns, suffix) in [(1, "rot90"), (2, "rot180"), (3, "rot270")] {
@@ -199,6 +259,17 @@ enum LayoutIO {
             }
         }
         return result
+    }
+
+    /// The class lists of miniImageNet's and tieredImageNet's layout: `{split}_labels.json` for each split
+    /// whose `{split}_data.hdf5` is in `folder`, checked for repeated classes and classes in two splits.
+    static func splitLabels(in folder: String) throws -> [SplitClasses] {
+        let labels = try presentSplits(in: folder, { "\($0)_data.hdf5" }).map { split in
+            let path = join(folder, "\(split)_labels.json")
+            return SplitClasses(split: split, source: path, names: try nameList(path))
+        }
+        try SplitClasses.checkDistinct(labels)
+        return labels
     }
 
     /// The splits among train, val and test whose file `name(split)` exists in `folder`.

@@ -65,32 +65,43 @@ public enum MetaBenchLayout {
                 throw DataError.unknownLayout(path: path, reason: "metabench_layout is '\(layout)', expected '\(layoutName)'")
             }
             let name = try root.hasAttribute("name") ? root.stringAttribute("name") : "unnamed"
-            var shape: ImageShape?
+            var progress = LayoutIO.Progress()
             if try root.hasAttribute("channels") && root.hasAttribute("height") && root.hasAttribute("width") {
-                shape = ImageShape(channels: try root.intAttribute("channels"), height: try root.intAttribute("height"),
-                                   width: try root.intAttribute("width"))
+                let shape = ImageShape(channels: try root.intAttribute("channels"), height: try root.intAttribute("height"),
+                                       width: try root.intAttribute("width"))
+                try LayoutIO.checkImageSize(shape, file: path, dataset: "/")
+                progress.shape = shape
             }
             let groups = try root.members().filter { $0.kind == .group }.map(\.name)
             let known = LayoutIO.splitNames.filter(groups.contains)
             let others = groups.filter { !LayoutIO.splitNames.contains($0) }.sorted()
-            var splits: [Split] = []
-            for splitName in known + others {
+            // Every class name first, so repeated classes and classes in two splits fail before any pixel is read.
+            var datasetPaths: [[String]] = []
+            let labels = try (known + others).map { splitName in
                 let group = try root.group(splitName)
-                var classes: [ImageClass] = []
+                var names: [String] = [], paths: [String] = []
                 for member in try group.members().sorted(by: { $0.name < $1.name }) {
                     let datasetPath = "\(splitName)/\(member.name)"
                     guard member.kind == .dataset else {
                         throw DataError.badDataset(file: path, dataset: datasetPath, reason: "expected a dataset of images")
                     }
-                    guard try file.dataset(datasetPath).hasAttribute("class_name") else {
+                    let dataset = try file.dataset(datasetPath)
+                    guard try dataset.hasAttribute("class_name") else {
                         throw DataError.badDataset(file: path, dataset: datasetPath, reason: "no class_name attribute")
                     }
-                    let className = try file.dataset(datasetPath).stringAttribute("class_name")
-                    classes.append(try LayoutIO.readClass(file, datasetPath, name: className, layout: .nchw, expectedShape: &shape))
+                    names.append(try dataset.stringAttribute("class_name"))
+                    paths.append(datasetPath)
                 }
-                splits.append(Split(name: splitName, classes: classes))
+                datasetPaths.append(paths)
+                return SplitClasses(split: splitName, source: path, names: names, places: paths.map { "dataset /\($0)" })
             }
-            guard let imageShape = shape else {
+            try SplitClasses.checkDistinct(labels)
+            let splits = try zip(labels, datasetPaths).map { split, paths in
+                Split(name: split.split, classes: try zip(split.names, paths).map { className, datasetPath in
+                    try LayoutIO.readClass(file, datasetPath, name: className, layout: .nchw, progress: &progress)
+                })
+            }
+            guard let imageShape = progress.shape else {
                 throw DataError.badDataset(file: path, dataset: "/", reason: "no classes and no channels/height/width attributes")
             }
             return FewShotDataset(name: name, layout: layoutName, imageShape: imageShape, splits: splits)

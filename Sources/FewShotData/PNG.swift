@@ -24,7 +24,8 @@ enum PNGDecoder {
         try begin(&image, data)
         image.format = channels == 3 ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0, width * height <= 1 << 26 else {
+        let (area, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0, !overflow, area <= 1 << 26 else {
             png_image_free(&image)
             throw PNGError(reason: "unreasonable image size \(width)×\(height)")
         }

@@ -35,18 +35,23 @@ enum TorchmetaCIFAR {
         guard !splits.isEmpty else {
             throw DataError.unknownLayout(path: root, reason: "no \(variant)/train_labels.json, \(variant)/val_labels.json or \(variant)/test_labels.json")
         }
+        let labels = try splits.map { split in
+            let path = LayoutIO.join(labelsFolder, "\(split)_labels.json")
+            let pairs = try LayoutIO.tupleList(path, arity: 2, example: "[coarse, fine]")
+            return SplitClasses(split: split, source: path, names: pairs.map { $0[1] }, places: pairs.map { $0.joined(separator: "/") })
+        }
+        try SplitClasses.checkDistinct(labels)
         let file = try LayoutIO.openHDF5(LayoutIO.join(root, "data.hdf5"))
-        var shape: ImageShape?
+        var progress = LayoutIO.Progress()
         var result: [Split] = []
-        for split in splits {
-            let pairs = try LayoutIO.tupleList(LayoutIO.join(labelsFolder, "\(split)_labels.json"), arity: 2, example: "[coarse, fine]")
-            let classes = try pairs.map { pair in
-                try LayoutIO.readClass(file, "\(pair[0])/\(pair[1])", name: pair[1], layout: .nhwc, expectedShape: &shape)
+        for split in labels {
+            let classes = try zip(split.names, split.places).map { name, groupPath in
+                try LayoutIO.readClass(file, groupPath, name: name, layout: .nhwc, progress: &progress)
             }
-            result.append(Split(name: split, classes: classes))
+            result.append(Split(name: split.split, classes: classes))
         }
         let dataset = FewShotDataset(name: variant, layout: "torchmeta-\(variant)",
-                                     imageShape: shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
+                                     imageShape: progress.shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
         return try LayoutIO.apply(options, to: dataset)
     }
 }

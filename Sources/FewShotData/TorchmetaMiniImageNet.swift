@@ -6,18 +6,18 @@ enum TorchmetaMiniImageNet {
     static let layout = "torchmeta-miniimagenet"
 
     static func read(_ folder: String, options: LoadOptions) throws -> FewShotDataset {
-        var shape: ImageShape?
+        let labels = try LayoutIO.splitLabels(in: folder)
+        var progress = LayoutIO.Progress()
         var result: [Split] = []
-        for split in LayoutIO.presentSplits(in: folder, { "\($0)_data.hdf5" }) {
-            let labels = try LayoutIO.nameList(LayoutIO.join(folder, "\(split)_labels.json"))
-            let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "\(split)_data.hdf5"))
-            let classes = try labels.map { wnid in
-                try LayoutIO.readClass(file, "datasets/\(wnid)", name: wnid, layout: .nhwc, expectedShape: &shape)
+        for split in labels {
+            let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "\(split.split)_data.hdf5"))
+            let classes = try split.names.map { wnid in
+                try LayoutIO.readClass(file, "datasets/\(wnid)", name: wnid, layout: .nhwc, progress: &progress)
             }
-            result.append(Split(name: split, classes: classes))
+            result.append(Split(name: split.split, classes: classes))
         }
         let dataset = FewShotDataset(name: "miniimagenet", layout: layout,
-                                     imageShape: shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
+                                     imageShape: progress.shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
         return try LayoutIO.apply(options, to: dataset)
     }
 }

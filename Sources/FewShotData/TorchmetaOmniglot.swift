@@ -22,19 +22,23 @@ enum TorchmetaOmniglot {
             throw DataError.unknownLayout(path: folder, reason: "data.hdf5 is there, but none of "
                 + LayoutIO.splitNames.map { "\(prefix)\($0)_labels.json" }.joined(separator: ", "))
         }
-        let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "data.hdf5"))
-        var shape: ImageShape?
-        var result: [Split] = []
-        for split in splits {
-            let labels = try LayoutIO.tupleList(LayoutIO.join(folder, "\(prefix)\(split)_labels.json"), arity: 3,
-                                                example: "[group, alphabet, character]")
-            let classes = try labels.map { triple in
-                try LayoutIO.readClass(file, triple.joined(separator: "/"), name: "\(triple[1])/\(triple[2])",
-                                       layout: .nhw, expectedShape: &shape)
-            }
-            result.append(Split(name: split, classes: classes))
+        let labels = try splits.map { split in
+            let path = LayoutIO.join(folder, "\(prefix)\(split)_labels.json")
+            let triples = try LayoutIO.tupleList(path, arity: 3, example: "[group, alphabet, character]")
+            return SplitClasses(split: split, source: path, names: triples.map { "\($0[1])/\($0[2])" },
+                                places: triples.map { $0.joined(separator: "/") })
         }
-        let dataset = FewShotDataset(name: "omniglot", layout: layout, imageShape: shape ?? ImageShape(channels: 1, height: 0, width: 0),
+        try SplitClasses.checkDistinct(labels)
+        let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "data.hdf5"))
+        var progress = LayoutIO.Progress()
+        var result: [Split] = []
+        for split in labels {
+            let classes = try zip(split.names, split.places).map { name, groupPath in
+                try LayoutIO.readClass(file, groupPath, name: name, layout: .nhw, progress: &progress)
+            }
+            result.append(Split(name: split.split, classes: classes))
+        }
+        let dataset = FewShotDataset(name: "omniglot", layout: layout, imageShape: progress.shape ?? ImageShape(channels: 1, height: 0, width: 0),
                                      splits: result)
         return try LayoutIO.apply(options, to: dataset)
     }

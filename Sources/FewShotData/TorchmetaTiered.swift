@@ -6,23 +6,23 @@ enum TorchmetaTiered {
     static let layout = "torchmeta-tieredimagenet"
 
     static func read(_ folder: String, options: LoadOptions) throws -> FewShotDataset {
-        var shape: ImageShape?
+        let labels = try LayoutIO.splitLabels(in: folder)
+        var progress = LayoutIO.Progress()
         var result: [Split] = []
-        for split in LayoutIO.presentSplits(in: folder, { "\($0)_data.hdf5" }) {
-            let labels = try LayoutIO.nameList(LayoutIO.join(folder, "\(split)_labels.json"))
-            let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "\(split)_data.hdf5"))
-            let classes = try labels.map { name in
-                try readClass(file, "datasets/\(name)", name: name, expectedShape: &shape)
+        for split in labels {
+            let file = try LayoutIO.openHDF5(LayoutIO.join(folder, "\(split.split)_data.hdf5"))
+            let classes = try split.names.map { name in
+                try readClass(file, "datasets/\(name)", name: name, progress: &progress)
             }
-            result.append(Split(name: split, classes: classes))
+            result.append(Split(name: split.split, classes: classes))
         }
         let dataset = FewShotDataset(name: "tieredimagenet", layout: layout,
-                                     imageShape: shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
+                                     imageShape: progress.shape ?? ImageShape(channels: 3, height: 0, width: 0), splits: result)
         return try LayoutIO.apply(options, to: dataset)
     }
 
     /// Decodes one class's PNGs to CHW bytes; the first image decides gray or RGB for the whole dataset.
-    static func readClass(_ file: File, _ datasetPath: String, name: String, expectedShape: inout ImageShape?) throws -> ImageClass {
+    static func readClass(_ file: File, _ datasetPath: String, name: String, progress: inout LayoutIO.Progress) throws -> ImageClass {
         guard try LayoutIO.mapHDF5Errors({ try file.exists(datasetPath) }) else {
             throw DataError.missingGroup(file: file.path, group: datasetPath)
         }
@@ -38,10 +38,14 @@ enum TorchmetaTiered {
         var pixels: [UInt8] = []
         for (index, png) in encoded.enumerated() {
             do {
-                let channels = try expectedShape?.channels ?? (PNGDecoder.isColour(png) ? 3 : 1)
+                let channels = try progress.shape?.channels ?? (PNGDecoder.isColour(png) ? 3 : 1)
                 let image = try PNGDecoder.decode(png, channels: channels)
-                try LayoutIO.checkShape(ImageShape(channels: channels, height: image.height, width: image.width),
-                                        expected: &expectedShape, file: file.path, dataset: datasetPath)
+                let shape = ImageShape(channels: channels, height: image.height, width: image.width)
+                try LayoutIO.checkImageSize(shape, file: file.path, dataset: datasetPath)
+                try LayoutIO.checkShape(shape, expected: &progress.shape, file: file.path, dataset: datasetPath)
+                if index == 0 {
+                    try progress.hold(ReadLimits.product([encoded.count, shape.count]), file: file.path, dataset: datasetPath)
+                }
                 pixels += ImageOps.hwcToCHW(image.pixels, count: 1, height: image.height, width: image.width, channels: channels)
             } catch let error as PNGDecoder.PNGError {
                 throw DataError.imageDecoding(file: file.path, dataset: datasetPath, reason: "image \(index): \(error.reason)")

@@ -9,7 +9,7 @@ public struct Attributes {
     private func label(_ attribute: String) -> String { "\(name)@\(attribute)" }
 
     func has(_ attribute: String) throws -> Bool {
-        try withHDF5 {
+        try withHDF5(file.path) {
             try file.checkOpen(label(attribute))
             let found = H5Aexists(id, attribute)
             guard found >= 0 else { throw HDF5Error.callFailed(function: "H5Aexists", file: file.path, name: label(attribute)) }
@@ -18,7 +18,7 @@ public struct Attributes {
     }
 
     func names() throws -> [String] {
-        try withHDF5 {
+        try withHDF5(file.path) {
             try file.checkOpen(name)
             var info = H5O_info_t()
             guard H5Oget_info2(id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
@@ -26,6 +26,7 @@ public struct Attributes {
             }
             var result: [String] = []
             for index in 0..<info.num_attrs {
+                ProgressMonitor.hdf5.beat()
                 let length = H5Aget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, chdf5_p_default())
                 guard length >= 0 else { throw HDF5Error.callFailed(function: "H5Aget_name_by_idx", file: file.path, name: name) }
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
@@ -57,7 +58,7 @@ public struct Attributes {
     }
 
     func string(_ attribute: String) throws -> String {
-        try withHDF5 {
+        try withHDF5(file.path) {
             let (aid, type) = try openSingle(attribute)
             defer { _ = H5Tclose(type); _ = H5Aclose(aid) }
             let stored = ElementType(typeID: type)
@@ -65,6 +66,7 @@ public struct Attributes {
                 throw HDF5Error.wrongType(file: file.path, name: label(attribute), expected: "a string", actual: "\(stored)")
             }
             if H5Tis_variable_str(type) > 0 {
+                try checkStoredString(aid, attribute)
                 let memType = H5Tcopy(chdf5_t_c_s1())
                 defer { _ = H5Tclose(memType) }
                 _ = H5Tset_size(memType, chdf5_variable())
@@ -78,6 +80,10 @@ public struct Attributes {
                 return String(cString: pointer)
             }
             let size = Int(H5Tget_size(type))
+            guard size <= (try file.size()) else {
+                throw HDF5Error.tooLarge(file: file.path, name: label(attribute),
+                                         reason: "declares a string of \(size) bytes, more than the file holds")
+            }
             let memType = H5Tcopy(type)
             defer { _ = H5Tclose(memType) }
             var buffer = [UInt8](repeating: 0, count: size + 1)
@@ -93,8 +99,21 @@ public struct Attributes {
         }
     }
 
+    /// Checks the stored form of the variable-length string attribute `aid` against the global heap, so that
+    /// reading it cannot send libhdf5 out of bounds or into a loop (see `GlobalHeap`).
+    private func checkStoredString(_ aid: hid_t, _ attribute: String) throws {
+        let heap = try file.globalHeap()
+        let memType = try RawSequences.memoryType(size: heap.sequenceSize, file: file.path, name: label(attribute))
+        defer { _ = H5Tclose(memType) }
+        var bytes = [UInt8](repeating: 0, count: heap.sequenceSize)
+        guard bytes.withUnsafeMutableBytes({ H5Aread(aid, memType, $0.baseAddress) }) >= 0 else {
+            throw HDF5Error.callFailed(function: "H5Aread", file: file.path, name: label(attribute))
+        }
+        try heap.check(heap.decode(bytes, count: 1)[0], baseSize: 1, name: label(attribute), element: "the string")
+    }
+
     func double(_ attribute: String) throws -> Double {
-        try withHDF5 {
+        try withHDF5(file.path) {
             let (aid, type) = try openSingle(attribute)
             defer { _ = H5Tclose(type); _ = H5Aclose(aid) }
             let stored = ElementType(typeID: type)
@@ -110,7 +129,7 @@ public struct Attributes {
     }
 
     func int(_ attribute: String) throws -> Int {
-        try withHDF5 {
+        try withHDF5(file.path) {
             let (aid, type) = try openSingle(attribute)
             defer { _ = H5Tclose(type); _ = H5Aclose(aid) }
             let stored = ElementType(typeID: type)
@@ -133,7 +152,7 @@ public struct Attributes {
     }
 
     private func replace(_ attribute: String, type: hid_t, write: (hid_t) -> herr_t) throws {
-        try withHDF5 {
+        try withHDF5(file.path) {
             if try has(attribute) { _ = H5Adelete(id, attribute) }
             let space = H5Screate(H5S_SCALAR)
             guard space >= 0 else { throw HDF5Error.callFailed(function: "H5Screate", file: file.path, name: label(attribute)) }
@@ -146,7 +165,7 @@ public struct Attributes {
     }
 
     func set(_ attribute: String, _ value: String) throws {
-        try withHDF5 {
+        try withHDF5(file.path) {
             let type = H5Tcopy(chdf5_t_c_s1())
             guard type >= 0 else { throw HDF5Error.callFailed(function: "H5Tcopy", file: file.path, name: label(attribute)) }
             defer { _ = H5Tclose(type) }
@@ -162,14 +181,14 @@ public struct Attributes {
     }
 
     func set(_ attribute: String, _ value: Int) throws {
-        try withHDF5 {
+        try withHDF5(file.path) {
             var v = Int64(value)
             try replace(attribute, type: chdf5_t_std_i64le()) { H5Awrite($0, chdf5_t_native_int64(), &v) }
         }
     }
 
     func set(_ attribute: String, _ value: Double) throws {
-        try withHDF5 {
+        try withHDF5(file.path) {
             var v = value
             try replace(attribute, type: chdf5_t_ieee_f64le()) { H5Awrite($0, chdf5_t_native_double(), &v) }
         }

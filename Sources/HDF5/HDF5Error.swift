@@ -16,6 +16,13 @@ public enum HDF5Error: Error, Equatable, CustomStringConvertible {
     case badShape(file: String, name: String, reason: String)
     /// A libhdf5 call failed.
     case callFailed(function: String, file: String, name: String)
+    /// The object declares a size that cannot be read: it overflows, exceeds what the file can hold, or
+    /// exceeds the memory budget (`ReadLimits`).
+    case tooLarge(file: String, name: String, reason: String)
+    /// The file's structures are inconsistent (found by the checks made before libhdf5 reads them).
+    case damaged(file: String, name: String, reason: String)
+    /// A valid HDF5 feature this reader does not support (virtual datasets, external storage).
+    case unsupported(file: String, name: String, reason: String)
 
     public var description: String {
         switch self {
@@ -35,6 +42,12 @@ public enum HDF5Error: Error, Equatable, CustomStringConvertible {
             return "\(file): '\(name)': \(reason)"
         case .callFailed(let function, let file, let name):
             return "\(file): '\(name)': \(function) failed (damaged file or unsupported feature)"
+        case .tooLarge(let file, let name, let reason):
+            return "\(file): '\(name)': \(reason)"
+        case .damaged(let file, let name, let reason):
+            return "\(file): '\(name)': damaged file: \(reason)"
+        case .unsupported(let file, let name, let reason):
+            return "\(file): '\(name)': not supported: \(reason)"
         }
     }
 }

@@ -39,17 +39,29 @@ public final class Baseline: MetaLearner {
     let optimizer: ParameterOptimizer<Adam>
 
     static let sharedSpecs: [HyperParameterSpec] = [
-        HyperParameterSpec("batch_size", .int(64), "pre-training batch size (the paper uses 16; 64 is faster here)"),
+        HyperParameterSpec("batch_size", .int(64), in: .integers(1...100_000), "pre-training batch size (the paper uses 16; 64 is faster here)"),
     ] + AdamOptions.specs(decayEvery: 0) + [
-        HyperParameterSpec("finetune_lr", .double(0.01), "SGD learning rate of the per-episode head"),
-        HyperParameterSpec("finetune_steps", .int(100), "passes over the support set when training the per-episode head (the reference code's epochs)"),
-        HyperParameterSpec("finetune_batch", .int(4), "mini-batch size when training the per-episode head"),
+        HyperParameterSpec("finetune_lr", .double(0.01), in: .learningRate, "SGD learning rate of the per-episode head"),
+        HyperParameterSpec("finetune_steps", .int(100), in: .steps, "passes over the support set when training the per-episode head (the reference code's epochs)"),
+        HyperParameterSpec("finetune_batch", .int(4), in: .integers(1...100_000), "mini-batch size when training the per-episode head"),
     ] + BackboneOptions.specs
 
     public static let hyperparameters: [HyperParameterSpec] = sharedSpecs
 
+    /// The Conv4's on episodes, a pre-training batch (its images and first-block activations) and the
+    /// pre-training head over every training class.
+    static func footprint(_ p: HyperParameters, _ c: FootprintContext) -> [MemoryFootprint] {
+        let batch = MemoryFootprint.Factor("batch_size", p.int("batch_size"))
+        return BackboneOptions.footprint(p, c) + [
+            MemoryFootprint("the images of a pre-training batch", [batch, c.imageValues]),
+            MemoryFootprint("first-block activations of a pre-training batch",
+                            [batch, .init("width", p.int("width")), c.pixels]),
+            MemoryFootprint("the pre-training head", [c.trainClasses, BackboneOptions.features(p, c)]),
+        ]
+    }
+
     public static let cosineHyperparameters: [HyperParameterSpec] = sharedSpecs + [
-        HyperParameterSpec("scale", .double(0), "scale of the cosine logits (0: 2 for at most 200 classes, else 10, as the reference code)"),
+        HyperParameterSpec("scale", .double(0), in: .closed(0, 1000), "scale of the cosine logits (0: 2 for at most 200 classes, else 10, as the reference code)"),
         HyperParameterSpec("class_norm", .bool(true), "class-wise learnable norm of the cosine head's weights (weight normalisation, as the reference code)"),
     ]
 
@@ -215,7 +227,8 @@ public final class Baseline: MetaLearner {
                 ? "Fine-tune baseline: pre-trained Conv4, a new linear head trained on each support set"
                 : "Baseline++: pre-trained Conv4 with a cosine head, a new cosine head trained on each support set",
             paper: "Chen, Liu, Kira, Wang & Huang, A Closer Look at Few-shot Classification, ICLR 2019",
-            hyperparameters: kind == .linear ? hyperparameters : cosineHyperparameters
+            hyperparameters: kind == .linear ? hyperparameters : cosineHyperparameters,
+            footprint: footprint
         ) { p, setting in try Baseline(p, setting, head: kind) }
     }
 }

@@ -29,13 +29,28 @@ public final class MAML: MetaLearner {
     public var isTransductive: Bool { transductive }
 
     public static let hyperparameters: [HyperParameterSpec] = [
-        HyperParameterSpec("inner_lr", .double(0.4), "inner-loop (adaptation) step size α during meta-training"),
-        HyperParameterSpec("inner_steps", .int(1), "inner-loop gradient steps during meta-training"),
-        HyperParameterSpec("eval_inner_lr", .double(0.4), "adaptation step size at evaluation"),
-        HyperParameterSpec("eval_inner_steps", .int(3), "adaptation gradient steps at evaluation"),
-        HyperParameterSpec("meta_lr", .double(0.001), "Adam learning rate of the outer (meta) update β"),
+        HyperParameterSpec("inner_lr", .double(0.4), in: .learningRate, "inner-loop (adaptation) step size α during meta-training"),
+        HyperParameterSpec("inner_steps", .int(1), in: .steps, "inner-loop gradient steps during meta-training"),
+        HyperParameterSpec("eval_inner_lr", .double(0.4), in: .learningRate, "adaptation step size at evaluation"),
+        HyperParameterSpec("eval_inner_steps", .int(3), in: .steps, "adaptation gradient steps at evaluation"),
+        HyperParameterSpec("meta_lr", .double(0.001), in: .learningRate, "Adam learning rate of the outer (meta) update β"),
         HyperParameterSpec("transductive", .bool(true), "batch norm uses query-batch statistics (false: the support set's)"),
     ] + BackboneOptions.specs
+
+    /// The Conv4's, and with the exact meta-gradient the inner steps' graph, kept until the outer update
+    /// (at most `inner_steps` forward passes over a training episode).
+    static func footprint(firstOrder: Bool) -> (HyperParameters, FootprintContext) -> [MemoryFootprint] {
+        { p, c in
+            var parts = BackboneOptions.footprint(p, c)
+            if !firstOrder {
+                parts.append(MemoryFootprint("the second-order graph of the inner steps", [
+                    .init("inner_steps", p.int("inner_steps")), c.trainEpisodeImages,
+                    .init("width", p.int("width")), c.pixels,
+                ]))
+            }
+            return parts
+        }
+    }
 
     public init(_ p: HyperParameters, _ setting: LearnerSetting, firstOrder: Bool) throws {
         innerLearningRate = Float(try p.positiveDouble("inner_lr"))
@@ -119,7 +134,8 @@ public final class MAML: MetaLearner {
                 ? "First-order MAML: the meta-gradient is the query gradient at the adapted weights"
                 : "MAML with the exact second-order meta-gradient through the inner steps",
             paper: "Finn, Abbeel & Levine, Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks, ICML 2017",
-            hyperparameters: hyperparameters
+            hyperparameters: hyperparameters,
+            footprint: footprint(firstOrder: firstOrder)
         ) { p, setting in
             let m = try MAML(p, setting, firstOrder: firstOrder)
             m.metaBatchSize = setting.metaBatch

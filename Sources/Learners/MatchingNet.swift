@@ -31,8 +31,20 @@ public final class MatchingNet: MetaLearner {
 
     public static let hyperparameters: [HyperParameterSpec] = [
         HyperParameterSpec("fce", .bool(false), "full-context embeddings: a bidirectional LSTM over the support set and an attention LSTM for queries"),
-        HyperParameterSpec("fce_steps", .int(5), "processing steps K of the attention LSTM (with fce)"),
+        HyperParameterSpec("fce_steps", .int(5), in: .integers(1...1000), "processing steps K of the attention LSTM (with fce)"),
     ] + AdamOptions.specs(decayEvery: 0) + BackboneOptions.specs
+
+    /// The Conv4's, and with full-context embeddings the attention LSTM's recurrent weights
+    /// (4·features × 2·features, the largest of the LSTMs).
+    static func footprint(_ p: HyperParameters, _ c: FootprintContext) -> [MemoryFootprint] {
+        var parts = BackboneOptions.footprint(p, c)
+        if p.bool("fce") {
+            let features = BackboneOptions.features(p, c)
+            parts.append(MemoryFootprint("the attention LSTM's recurrent weights (fce)",
+                                         [.init("", 8), features, features]))
+        }
+        return parts
+    }
 
     public init(_ p: HyperParameters, _ setting: LearnerSetting) throws {
         optimizer = try AdamOptions.optimizer(p)
@@ -163,6 +175,7 @@ public final class MatchingNet: MetaLearner {
         name: "matchingnet",
         summary: "Matching Networks: cosine attention over the support set, optional full-context embeddings",
         paper: "Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, Matching Networks for One Shot Learning, NeurIPS 2016",
-        hyperparameters: hyperparameters
+        hyperparameters: hyperparameters,
+        footprint: footprint
     ) { p, setting in try MatchingNet(p, setting) }
 }

@@ -94,6 +94,18 @@ public protocol MetaLearner: AnyObject {
     func restore(checkpointState: [String: Tensor]) throws
 }
 
+/// The one rule for a learner that diverged, applied by the runner to every learner: a training step whose
+/// loss is not finite or exceeds `lossBound`, a step that throws `DivergedError`, or evaluation logits that
+/// are not all finite. The cell is then reported "diverged" (a result, reused on later runs), never "failed".
+public enum Divergence {
+    /// Cross-entropy losses of a learner that is learning stay near ln(ways) or below (ln 10 000 ≈ 9.2);
+    /// a loss above 10⁴ means logits have blown up.
+    public static let lossBound: Float = 1e4
+
+    /// Whether a training loss means training diverged.
+    public static func diverged(loss: Float) -> Bool { !loss.isFinite || loss > lossBound }
+}
+
 extension MetaLearner {
     public var isTransductive: Bool { false }
     public var adaptsConcurrently: Bool { false }

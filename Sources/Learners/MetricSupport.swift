@@ -121,9 +121,9 @@ extension Parameters {
 enum AdamOptions {
     static func specs(decayEvery: Int) -> [HyperParameterSpec] {
         [
-            HyperParameterSpec("lr", .double(0.001), "Adam learning rate"),
-            HyperParameterSpec("lr_decay", .double(0.5), "learning-rate factor applied every lr_decay_every iterations"),
-            HyperParameterSpec("lr_decay_every", .int(decayEvery), "iterations between learning-rate decays (0: constant rate)"),
+            HyperParameterSpec("lr", .double(0.001), in: .learningRate, "Adam learning rate"),
+            HyperParameterSpec("lr_decay", .double(0.5), in: .positive(upTo: 1), "learning-rate factor applied every lr_decay_every iterations"),
+            HyperParameterSpec("lr_decay_every", .int(decayEvery), in: .iterations, "iterations between learning-rate decays (0: constant rate)"),
         ]
     }
 

@@ -105,6 +105,7 @@ public final class ProtoNet: MetaLearner {
         name: "protonet",
         summary: "Prototypical Networks: logits are minus squared distances to class-mean embeddings",
         paper: "Snell, Swersky & Zemel, Prototypical Networks for Few-shot Learning, NeurIPS 2017",
-        hyperparameters: hyperparameters
+        hyperparameters: hyperparameters,
+        footprint: BackboneOptions.footprint
     ) { p, setting in try ProtoNet(p, setting) }
 }

@@ -6,14 +6,19 @@ public struct LearnerDescriptor {
     public var summary: String
     public var paper: String
     public var hyperparameters: [HyperParameterSpec]
+    /// The memory the learner holds at once for given hyperparameters and episode sizes, checked against
+    /// the memory budget before training (none by default).
+    public var footprint: (HyperParameters, FootprintContext) -> [MemoryFootprint]
     public var make: (HyperParameters, LearnerSetting) throws -> MetaLearner
 
     public init(name: String, summary: String, paper: String, hyperparameters: [HyperParameterSpec],
+                footprint: @escaping (HyperParameters, FootprintContext) -> [MemoryFootprint] = { _, _ in [] },
                 make: @escaping (HyperParameters, LearnerSetting) throws -> MetaLearner) {
         self.name = name
         self.summary = summary
         self.paper = paper
         self.hyperparameters = hyperparameters
+        self.footprint = footprint
         self.make = make
     }
 

@@ -54,14 +54,14 @@ public final class Reptile: MetaLearner {
     public var isTransductive: Bool { transductive }
 
     public static let hyperparameters: [HyperParameterSpec] = [
-        HyperParameterSpec("inner_optimizer", .string("adam"), "inner-loop optimiser: adam (β1 = 0, as in the paper) or sgd"),
-        HyperParameterSpec("inner_lr", .double(0.001), "inner-loop learning rate during meta-training (paper: 0.001)"),
-        HyperParameterSpec("inner_steps", .int(5), "inner-loop steps per task during meta-training (paper: 5 Omniglot, 8 miniImageNet)"),
-        HyperParameterSpec("inner_batch", .int(0), "images per inner step, drawn without replacement; 0 = the whole support set (paper: 10)"),
-        HyperParameterSpec("eval_inner_lr", .double(0.001), "inner-loop learning rate at evaluation"),
-        HyperParameterSpec("eval_inner_steps", .int(50), "inner-loop steps at evaluation (paper: 50)"),
+        HyperParameterSpec("inner_optimizer", .string("adam"), oneOf: ["adam", "sgd"], "inner-loop optimiser: adam (β1 = 0, as in the paper) or sgd"),
+        HyperParameterSpec("inner_lr", .double(0.001), in: .learningRate, "inner-loop learning rate during meta-training (paper: 0.001)"),
+        HyperParameterSpec("inner_steps", .int(5), in: .steps, "inner-loop steps per task during meta-training (paper: 5 Omniglot, 8 miniImageNet)"),
+        HyperParameterSpec("inner_batch", .int(0), in: .integers(0...100_000), "images per inner step, drawn without replacement; 0 = the whole support set (paper: 10)"),
+        HyperParameterSpec("eval_inner_lr", .double(0.001), in: .learningRate, "inner-loop learning rate at evaluation"),
+        HyperParameterSpec("eval_inner_steps", .int(50), in: .steps, "inner-loop steps at evaluation (paper: 50)"),
         HyperParameterSpec("train_on_queries", .bool(false), "meta-training inner loops also train on the episode's queries (the paper's larger training shots: 10 Omniglot, 15 miniImageNet)"),
-        HyperParameterSpec("outer_lr", .double(1.0), "outer step size ε₀, annealed linearly to 0 over the iterations (paper: 1.0)"),
+        HyperParameterSpec("outer_lr", .double(1.0), in: .learningRate, "outer step size ε₀, annealed linearly to 0 over the iterations (paper: 1.0)"),
         HyperParameterSpec("transductive", .bool(true), "batch norm uses query-batch statistics (false: the support set's)"),
     ] + BackboneOptions.specs
 
@@ -222,7 +222,8 @@ public final class Reptile: MetaLearner {
             name: "reptile",
             summary: "Reptile: move the initialisation towards the weights a few Adam/SGD steps on each task reach",
             paper: "Nichol, Achiam & Schulman, On First-Order Meta-Learning Algorithms, arXiv:1803.02999, 2018",
-            hyperparameters: hyperparameters
+            hyperparameters: hyperparameters,
+            footprint: BackboneOptions.footprint
         ) { p, setting in
             try Reptile(p, setting)
         }

@@ -19,9 +19,33 @@ public func accuracy(logits: Tensor, labels: [Int]) -> Float {
 /// Hyperparameters every Conv4-based learner shares.
 enum BackboneOptions {
     static let specs: [HyperParameterSpec] = [
-        HyperParameterSpec("width", .int(64), "channels of each Conv4 block (64, or 32 for miniImageNet MAML)"),
-        HyperParameterSpec("downsampling", .string("maxpool"), "maxpool (2×2 max-pooling) or strided (stride-2 convolutions, MAML's Omniglot model)"),
+        HyperParameterSpec("width", .int(64), in: .integers(1...4096), "channels of each Conv4 block (64, or 32 for miniImageNet MAML)"),
+        HyperParameterSpec("downsampling", .string("maxpool"), oneOf: ["maxpool", "strided"], "maxpool (2×2 max-pooling) or strided (stride-2 convolutions, MAML's Omniglot model)"),
     ]
+
+    /// The Conv4's largest pieces: one block's weights and the first block's activations (width channels
+    /// at full resolution) for a training and an evaluation episode.
+    static func footprint(_ p: HyperParameters, _ c: FootprintContext) -> [MemoryFootprint] {
+        let width = MemoryFootprint.Factor("width", p.int("width"))
+        return [
+            MemoryFootprint("the weights of one Conv4 block", [width, width, .init("", 9)]),
+            MemoryFootprint("first-block activations of a training episode", [c.trainEpisodeImages, width, c.pixels]),
+            MemoryFootprint("first-block activations of an evaluation episode", [c.evaluationEpisodeImages, width, c.pixels]),
+        ]
+    }
+
+    /// The Conv4's flattened feature count for the context's images: width × the final height × width.
+    static func features(_ p: HyperParameters, _ c: FootprintContext) -> MemoryFootprint.Factor {
+        let strided = p.string("downsampling") == "strided"
+        func final(_ n: Int) -> Int {
+            var n = n
+            for _ in 0..<4 { n = strided ? (n - 1) / 2 + 1 : n / 2 }
+            return max(n, 0)
+        }
+        let (spatial, o1) = final(c.imageShape.height).multipliedReportingOverflow(by: final(c.imageShape.width))
+        let (count, o2) = spatial.multipliedReportingOverflow(by: p.int("width"))
+        return MemoryFootprint.Factor("features (width × final height × width)", o1 || o2 ? Int.max : count)
+    }
 
     /// A Conv4 for the setting, initialised from the setting's seed.
     static func conv4(_ p: HyperParameters, _ setting: LearnerSetting, classes: Int?, stream: String = "init") throws -> Conv4 {

@@ -95,64 +95,103 @@ public struct Comparison: Sendable {
 
 /// The outcome of `bench check`: a fresh run compared with stored results.
 public struct CheckOutcome: Sendable {
-    /// Whether every cell had to match exactly (same seeds and OpenBLAS kernels, suite marked `exact`).
-    public var exact: Bool
+    /// Cells compared exactly (a stored cell of the same configuration and numerics existed, suite `exact`).
+    public var exactCells: Int
+    /// Cells compared within confidence intervals, and why each was not compared exactly.
+    public var approximate: [(cell: CellKey, reason: String)]
     public var matched: Int
     /// One line per failing cell, saying why.
     public var failures: [String]
 
     public var passed: Bool { failures.isEmpty }
+    /// Whether every cell was compared exactly.
+    public var exact: Bool { approximate.isEmpty }
 
     public var summary: String {
-        if passed {
-            return "check passed: \(matched) cells match" + (exact ? " exactly" : " within their confidence intervals")
+        let how: String
+        if approximate.isEmpty {
+            how = "exactly"
+        } else if exactCells == 0 {
+            how = "within their confidence intervals"
+        } else {
+            how = "(\(exactCells) exactly, \(approximate.count) within their confidence intervals)"
         }
-        return "check failed: \(failures.count) of \(failures.count + matched) cells differ"
-            + (exact ? " (exact comparison)" : " (confidence-interval comparison)")
+        if passed { return "check passed: \(matched) cells match \(how)" }
+        return "check failed: \(failures.count) of \(failures.count + matched) cells differ; compared \(how)"
     }
 }
 
 /// Compares a fresh run with stored results.
 public enum RegressionCheck {
-    /// Exact when the suite says `exact: true` and the seeds and OpenBLAS kernels match the stored set (the
-    /// thread count does not change results: every split of the work is fixed independently of it); then
-    /// every cell's accuracy and per-episode results must be identical. Otherwise a cell fails when its
-    /// accuracy is outside the combined interval. Stored cells the fresh run did not select are ignored; a fresh
-    /// cell with no stored counterpart, or a different configuration, fails.
-    public static func check(fresh: ResultSet, stored: ResultSet) -> CheckOutcome {
-        let exact = fresh.exact && fresh.seeds == stored.seeds
-            && fresh.versions.openblasCoretype == stored.versions.openblasCoretype
-        var failures: [String] = []
-        var matched = 0
+    /// Each fresh cell is compared with a stored cell of the same key and configuration. When the suite says
+    /// `exact: true` and one of the stored sets (the main results or a per-kernel baseline) has that cell made
+    /// with the same numerics (OpenBLAS version and kernels, `Provenance.numerics`), the comparison is exact:
+    /// accuracy and every episode must be identical (the thread count does not change results). Otherwise the
+    /// cell fails only when its accuracy is outside the combined 95% interval. Stored cells the fresh run did not
+    /// select are ignored; a fresh cell with no stored counterpart, or another configuration, fails.
+    public static func check(fresh: ResultSet, stored: [ResultSet]) -> CheckOutcome {
+        var outcome = CheckOutcome(exactCells: 0, approximate: [], matched: 0, failures: [])
         for cell in fresh.cells {
-            guard let old = stored.cell(cell.key) else {
-                failures.append("\(cell.key): no stored result (run `bench run` to record one)")
+            let candidates = stored.compactMap { $0.cell(cell.key) }
+            guard !candidates.isEmpty else {
+                outcome.failures.append("\(cell.key): no stored result (run `bench run` to record one)")
                 continue
             }
-            if old.fingerprint != cell.fingerprint {
-                failures.append("\(cell.key): the configuration differs from the stored one (learner, hyperparameters, budget, evaluation or dataset changed; rerun `bench run` to update the stored results)")
+            let sameConfiguration = candidates.filter { $0.fingerprint == cell.fingerprint }
+            guard let first = sameConfiguration.first else {
+                outcome.failures.append("\(cell.key): the configuration differs from the stored one (learner, hyperparameters, budget, evaluation or dataset changed; rerun `bench run` to update the stored results)")
                 continue
+            }
+            let numerics = cell.provenance?.numerics
+            let sameNumerics = sameConfiguration.first { $0.provenance?.numerics == numerics && numerics != nil }
+            let exact = fresh.exact && sameNumerics != nil
+            let old = sameNumerics ?? first
+            if exact {
+                outcome.exactCells += 1
+            } else {
+                let reason = fresh.exact
+                    ? "no stored cell made with \(numerics ?? "unknown numerics") (stored: \(sameConfiguration.map { $0.provenance?.numerics ?? "unknown" }.uniqued().joined(separator: ", ")))"
+                    : "the suite is not marked exact"
+                outcome.approximate.append((cell.key, reason))
             }
             let c = Comparison.compare(old, cell)
-            let stored = Comparison.accuracyText(old), now = Comparison.accuracyText(cell)
+            let storedText = Comparison.accuracyText(old), now = Comparison.accuracyText(cell)
             if exact {
                 if c.verdict == .same && old.accuracy == cell.accuracy {
-                    matched += 1
+                    outcome.matched += 1
                 } else {
                     let firstDifferent = zip(old.episodeCorrect, cell.episodeCorrect).enumerated()
                         .first { $0.element.0 != $0.element.1 }.map { " (first differing episode: \($0.offset))" } ?? ""
-                    failures.append("\(cell.key): stored \(stored), now \(now): not identical\(firstDifferent)")
+                    outcome.failures.append("\(cell.key): stored \(storedText), now \(now): not identical\(firstDifferent)")
                 }
             } else {
                 switch c.verdict {
-                case .same, .withinCI: matched += 1
+                case .same, .withinCI: outcome.matched += 1
                 case .outsideCI:
-                    failures.append("\(cell.key): stored \(stored), now \(now): difference \(Format.fixed(c.difference ?? 0, 2)) outside the combined interval ±\(Format.fixed(c.combinedCI ?? 0, 2))")
+                    outcome.failures.append("\(cell.key): stored \(storedText), now \(now): difference \(Format.fixed(c.difference ?? 0, 2)) outside the combined interval ±\(Format.fixed(c.combinedCI ?? 0, 2))")
                 case .statusDiffers:
-                    failures.append("\(cell.key): stored \(stored), now \(now)")
+                    outcome.failures.append("\(cell.key): stored \(storedText), now \(now)")
                 }
             }
         }
-        return CheckOutcome(exact: exact, matched: matched, failures: failures)
+        return outcome
+    }
+
+    /// The stored result sets `bench check` compares with: `results.json` at `path` (a file, or a folder that
+    /// holds one) and every per-kernel baseline beside it, `baselines/*/results.json`.
+    public static func storedSets(_ path: String) throws -> [ResultSet] {
+        let main = try ResultSet.load(path)
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let baselines = (folder as NSString).appendingPathComponent("baselines")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: baselines)) ?? []).sorted()
+        var sets = [main]
+        for name in names {
+            let file = (baselines as NSString).appendingPathComponent(name + "/results.json")
+            guard FileManager.default.fileExists(atPath: file) else { continue }
+            sets.append(try ResultSet.load(file))
+        }
+        return sets
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import Learners
 
-/// `bench list learners`: every registered learner with its summary, paper and hyperparameters.
+/// `bench list learners`: every registered learner with its summary, paper and hyperparameters (type,
+/// default, allowed values, meaning).
 public enum LearnerListing {
     public static func text(_ registry: LearnerRegistry) -> String {
         guard !registry.descriptors.isEmpty else { return "no learners are registered\n" }
@@ -18,9 +19,12 @@ public enum LearnerListing {
             let kindWidth = d.hyperparameters.map(\.kind.rawValue.count).max() ?? 0
             let defaults = d.hyperparameters.map { "= \($0.defaultValue)" }
             let defaultWidth = defaults.map(\.count).max() ?? 0
-            for (spec, value) in zip(d.hyperparameters, defaults) {
+            let allowed = d.hyperparameters.map(\.allowed.description)
+            let allowedWidth = allowed.map(\.count).max() ?? 0
+            for (spec, (value, range)) in zip(d.hyperparameters, zip(defaults, allowed)) {
                 text += "  " + spec.name.rightPadded(to: nameWidth) + "  " + spec.kind.rawValue.rightPadded(to: kindWidth)
-                    + "  " + value.rightPadded(to: defaultWidth) + "  " + spec.help + "\n"
+                    + "  " + value.rightPadded(to: defaultWidth) + "  " + range.rightPadded(to: allowedWidth)
+                    + "  " + spec.help + "\n"
             }
         }
         return text

@@ -5,20 +5,34 @@ import Glibc
 import Darwin
 #endif
 
-/// Prints a suite's progress: one line per cell, redrawn in place on a terminal, or printed at every
-/// tenth of the work otherwise (so CI logs stay short), then a summary line per finished cell.
+/// Prints a suite's progress: one line per cell, redrawn in place on a terminal; otherwise a line at every
+/// tenth of the work (so CI logs stay short) and whenever `heartbeat` seconds passed since the last line
+/// (so a log shows life during long phases); then a summary line per finished cell.
 public final class ProgressPrinter {
     public let interactive: Bool
+    /// The longest silence, in seconds, between lines when not on a terminal.
+    public let heartbeat: Double
     private let write: (String) -> Void
-    private var lastDraw: UInt64 = 0
+    private let clock: () -> Double
+    private var lastDraw: Double?
+    private var lastLine: Double?
     private var lastDecile = -1
     private var lineOpen = false
     private var cellName = ""
 
-    /// `write` receives text exactly as it should appear (it includes `\r` and `\n`).
-    public init(interactive: Bool, write: @escaping (String) -> Void) {
+    /// `write` receives text exactly as it should appear (it includes `\r` and `\n`); `clock` gives
+    /// seconds on a monotonic scale (injectable for tests).
+    public init(interactive: Bool, heartbeat: Double = 5, clock: @escaping () -> Double = ProgressPrinter.uptime,
+                write: @escaping (String) -> Void) {
         self.interactive = interactive
+        self.heartbeat = heartbeat
+        self.clock = clock
         self.write = write
+    }
+
+    /// Seconds since boot, monotonic.
+    public static func uptime() -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     }
 
     /// Progress to standard output, redrawn in place when it is a terminal.
@@ -32,13 +46,13 @@ public final class ProgressPrinter {
     /// A full line of its own (a note or warning).
     public func message(_ text: String) {
         closeLine()
-        write(text + "\n")
+        writeLine(text)
     }
 
     func cellStarted(_ name: String) {
         cellName = name
         lastDecile = -1
-        lastDraw = 0
+        lastDraw = nil
     }
 
     /// Training progress: `done` of `total` iterations.
@@ -66,23 +80,31 @@ public final class ProgressPrinter {
             write("\r\u{1B}[K" + summary + "\n")
             lineOpen = false
         } else {
-            write(summary + "\n")
+            writeLine(summary)
         }
     }
 
     private func show(_ text: String, fraction: Double, final: Bool, phase: Int = 0) {
+        let now = clock()
         if interactive {
-            let now = DispatchTime.now().uptimeNanoseconds
-            guard final || now &- lastDraw > 100_000_000 || lastDraw == 0 else { return }
+            if !final, let lastDraw, now - lastDraw <= 0.1 { return }
             lastDraw = now
             write("\r\u{1B}[K" + text)
             lineOpen = true
         } else {
             let decile = phase + Int((fraction * 10).rounded(.down))
-            guard decile > lastDecile else { return }
-            lastDecile = decile
-            write(text + "\n")
+            if decile > lastDecile {
+                lastDecile = decile
+            } else if let lastLine, now - lastLine < heartbeat {
+                return
+            }
+            writeLine(text, at: now)
         }
+    }
+
+    private func writeLine(_ text: String, at time: Double? = nil) {
+        write(text + "\n")
+        lastLine = time ?? clock()
     }
 
     private func closeLine() {

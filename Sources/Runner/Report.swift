@@ -1,4 +1,5 @@
 import Foundation
+import Learners
 
 /// One row of a report: a learner in a setting, its seeds pooled.
 public struct ReportRow: Sendable, Equatable {
@@ -61,7 +62,7 @@ public enum Report {
                 failed: cells.filter { $0.status == .failed }.count,
                 accuracy: episodes.isEmpty ? nil : Statistics.mean(episodes) * 100,
                 ci95: episodes.isEmpty ? nil : Statistics.ci95(episodes) * 100,
-                published: cells.first?.published,
+                published: cells.first.flatMap { results.publishedAccuracy(label: label, setting: $0.config.setting.shortName) },
                 trainingSeconds: done.isEmpty ? nil : Statistics.mean(done.map(\.trainingSeconds)),
                 adaptMilliseconds: done.isEmpty ? nil : Statistics.mean(done.compactMap(\.adaptMillisecondsPerEpisode)),
                 peakResidentBytes: cells.compactMap(\.peakResidentBytes).max(),
@@ -119,19 +120,43 @@ public enum Report {
         }
         md += "\nAccuracy is the mean over evaluation episodes (pooled over seeds) with its 95% confidence interval, "
         md += "1.96·σ/√n. Train is meta-training wall-clock time without validation; Adapt is `adapt` plus scoring "
-        md += "the queries, per episode. Peak mem is the largest resident memory of the whole bench process while "
-        md += "the cell ran (sampled from /proc/self/statm every 10 ms): it includes the dataset and what earlier "
-        md += "cells left allocated, so it bounds the learner's own footprint from above.\n"
+        md += "the queries, per episode. Peak mem is the kernel's high-water mark of the whole bench process's resident "
+        md += "memory (VmHWM), reset when the cell started: it includes the dataset and what earlier cells left "
+        md += "allocated, so it bounds the learner's own footprint from above"
+        if results.cells.contains(where: { $0.peakMemoryPerCell == false }) {
+            md += " (cells marked * could not reset it, so their figure may include an earlier cell's peak)"
+        }
+        md += ". Times and memory are those of the machine that produced each cell (below).\n"
         let problems = problemsText(results, bullet: "- ")
         if !problems.isEmpty { md += "\n## Diverged or failed\n\n" + problems }
         if !results.notes.isEmpty {
             md += "\n## Notes\n\n" + results.notes.map { "- \($0)\n" }.joined()
         }
-        md += "\n## Machine\n\n"
-        md += "- CPU: \(results.machine.cpuModel), \(results.machine.coreCount) cores; \(results.threads) compute threads\n"
-        md += "- MetaBench \(results.versions.metabench), \(results.versions.swift), commit \(results.gitCommit)\n"
-        if let coretype = results.versions.openblasCoretype { md += "- OpenBLAS kernels: \(coretype)\n" }
-        md += "- Date: \(results.date)\n"
+        md += "\n## Provenance\n\n"
+        md += provenanceText(results)
+        return md
+    }
+
+    /// What produced the cells: one line per producer, and a warning when the set mixes several.
+    static func provenanceText(_ results: ResultSet) -> String {
+        var md = ""
+        let producers = results.producers
+        let unknown = results.cells.filter { $0.provenance == nil }.count
+        if producers.count > 1 {
+            let kernels = Set(producers.map { "\($0.openblasVersion) \($0.openblasKernels)" })
+            let commits = Set(producers.map(\.gitCommit))
+            var mixed: [String] = []
+            if kernels.count > 1 { mixed.append("\(kernels.count) OpenBLAS kernel families") }
+            if commits.count > 1 { mixed.append("\(commits.count) commits") }
+            if mixed.isEmpty { mixed.append("\(producers.count) producers") }
+            md += "**This set mixes \(mixed.joined(separator: " and ")):** cells from different producers can differ "
+            md += "in their last bits (kernels) or in behaviour (commits), and their times and memory come from different runs.\n\n"
+        }
+        for producer in producers {
+            md += "- \(producer.text): \(producer.cells.count) cell\(producer.cells.count == 1 ? "" : "s")"
+            md += producers.count > 1 ? " (\(producer.cells.joined(separator: ", ")))\n" : "\n"
+        }
+        if unknown > 0 { md += "- \(unknown) cell\(unknown == 1 ? "" : "s") without provenance\n" }
         return md
     }
 
@@ -140,23 +165,33 @@ public enum Report {
         let header = ["label", "learner", "setting", "ways", "shots", "queries", "train_ways", "train_shots",
                       "train_queries", "seed", "status", "accuracy", "ci95", "published", "train_seconds",
                       "adapt_ms_per_episode", "peak_resident_bytes", "transductive", "threads", "hyperparameters",
-                      "message"]
+                      "message", "git_commit", "uncommitted_changes", "openblas", "cpu", "date"]
         var text = header.joined(separator: ",") + "\n"
         for cell in results.cells {
             let c = cell.config
-            let hyper = c.hyperparameters.values.keys.sorted().map { "\($0)=\(c.hyperparameters.values[$0]!)" }
+            let p = cell.provenance
+            let hyper = c.hyperparameters.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(canonical($0.value))" }
                 .joined(separator: ";")
             let fields: [String] = [
                 c.label, c.learner, c.setting.id, "\(c.setting.ways)", "\(c.setting.shots)", "\(c.setting.queries)",
                 "\(c.setting.trainWays)", "\(c.setting.trainShots)", "\(c.setting.trainQueries)", "\(c.seed)",
                 cell.status.rawValue, cell.accuracy.map { "\($0)" } ?? "", cell.ci95.map { "\($0)" } ?? "",
-                cell.published.map { "\($0)" } ?? "", "\(cell.trainingSeconds)",
+                results.publishedAccuracy(label: c.label, setting: c.setting.shortName).map { "\($0)" } ?? "",
+                "\(cell.trainingSeconds)",
                 cell.adaptMillisecondsPerEpisode.map { "\($0)" } ?? "", cell.peakResidentBytes.map { "\($0)" } ?? "",
                 cell.transductive.map { "\($0)" } ?? "", "\(cell.threads)", hyper, cell.message ?? "",
+                p?.gitCommit ?? "", p?.uncommittedChanges.map { "\($0)" } ?? "", p?.numerics ?? "", p?.cpuModel ?? "",
+                p?.date ?? "",
             ]
             text += fields.map(csvField).joined(separator: ",") + "\n"
         }
         return text
+    }
+
+    /// A hyperparameter as text that survives a JSON round trip (JSON stores 2.0 as 2, read back as an int).
+    static func canonical(_ value: HyperValue) -> String {
+        if case .double(let d) = value, d.rounded() == d, abs(d) < 1e15 { return String(Int(d)) }
+        return value.description
     }
 
     static func csvField(_ value: String) -> String {
@@ -164,13 +199,20 @@ public enum Report {
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    /// Writes results.json, results.csv, REPORT.md and learning-curves.svg into `folder`, each atomically.
+    /// Writes results.json, results.csv, REPORT.md and learning-curves.svg into `folder` as one set: every
+    /// file is rendered first, then each replaced atomically (the runner holds the folder's lock, so no other
+    /// process writes between them). A file whose content is unchanged is left untouched.
     public static func writeAll(_ results: ResultSet, to folder: String) throws {
         func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
-        try AtomicFile.writeJSON(results, to: path("results.json"))
-        try AtomicFile.write(csv(results), to: path("results.csv"))
-        try AtomicFile.write(markdown(results), to: path("REPORT.md"))
-        try AtomicFile.write(LearningCurvePlot.svg(results), to: path("learning-curves.svg"))
+        let files: [(String, Data)] = [
+            ("results.json", try StoredJSON.data(results, for: path("results.json"))),
+            ("results.csv", Data(csv(results).utf8)),
+            ("REPORT.md", Data(markdown(results).utf8)),
+            ("learning-curves.svg", Data(LearningCurvePlot.svg(results).utf8)),
+        ]
+        for (name, data) in files where FileManager.default.contents(atPath: path(name)) != data {
+            try AtomicFile.write(data, to: path(name))
+        }
     }
 }
 

@@ -128,14 +128,19 @@ public struct CellConfig: Sendable, Codable, Equatable {
     }
 }
 
-/// The result of one cell: its configuration, status, accuracies, learning curve, time and memory.
+/// The result of one cell: its configuration, status, accuracies, learning curve, time and memory, and what
+/// produced it.
 public struct CellResult: Sendable, Codable, Equatable {
+    /// The cell file format this version writes; a stored cell of another format is retrained.
+    public static let currentFormat = 2
+
+    public var format: Int?
     public var config: CellConfig
     public var fingerprint: String
     public var status: CellStatus
     /// Why the cell failed, or at which point it diverged.
     public var message: String?
-    /// The iteration (1-based) whose loss was not finite.
+    /// The iteration (1-based) whose loss was not finite or out of bounds.
     public var divergedAtIteration: Int?
     /// Mean accuracy over evaluation episodes, percent.
     public var accuracy: Double?
@@ -151,12 +156,16 @@ public struct CellResult: Sendable, Codable, Equatable {
     public var trainingSeconds: Double
     /// Mean wall-clock milliseconds of `adapt` plus scoring the queries, per evaluation episode.
     public var adaptMillisecondsPerEpisode: Double?
-    /// Peak resident memory of the whole process while the cell ran (bytes), sampled from /proc/self/statm.
+    /// Peak resident memory of the whole process while the cell ran (bytes): the kernel's high-water mark
+    /// (VmHWM), reset at the start of the cell where the kernel allows it.
     public var peakResidentBytes: Int?
+    /// Whether `peakResidentBytes` is this cell's own peak (the high-water mark was reset at its start); false
+    /// when it may include an earlier peak of the process.
+    public var peakMemoryPerCell: Bool?
     public var transductive: Bool?
     public var threads: Int
-    /// The suite's published accuracy for this learner and setting (percent), if any.
-    public var published: Double?
+    /// What produced the numbers (code, compiler, kernels, machine, date).
+    public var provenance: Provenance?
 
     public var key: CellKey { CellKey(label: config.label, setting: config.setting.id, seed: config.seed) }
 }
@@ -179,13 +188,25 @@ public struct CellKey: Hashable, Comparable, Sendable, CustomStringConvertible {
         (a.label, a.setting, a.seed) < (b.label, b.setting, b.seed)
     }
 
-    /// A file name for the cell: `maml-5w1s-seed0.json`, characters other than letters, digits, `+-_.` replaced.
+    /// A file name for the cell, `maml-5w1s-seed0.json`: one name per key (injective). In the label, every
+    /// character but ASCII letters, digits and `+-_.` is written `%XX` (its UTF-8 bytes), so `a/b`, `a_b` and
+    /// `a b` get different files; a setting id has a fixed form (`5w1s`, `20w1s5q-train60w1s5q`), so the name
+    /// still splits one way into label, setting and seed.
     public var fileName: String {
-        let raw = "\(label)-\(setting)-seed\(seed)"
-        let safe = raw.unicodeScalars.map { c -> String in
-            CharacterSet.alphanumerics.contains(c) && c.isASCII || "+-_.".unicodeScalars.contains(c) ? String(c) : "_"
-        }.joined()
-        return safe + ".json"
+        func escaped(_ text: String) -> String {
+            var out = ""
+            for byte in text.utf8 {
+                let c = Character(UnicodeScalar(byte))
+                if byte < 0x80, c.isLetter || c.isNumber || "+-_.".contains(c) {
+                    out.append(c)
+                } else {
+                    out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2, with: "0")
+                }
+            }
+            return out
+        }
+        let settingPart = setting.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") } ? setting : escaped(setting)
+        return "\(escaped(label))-\(settingPart)-seed\(seed).json"
     }
 }
 
@@ -207,19 +228,6 @@ public struct MachineInfo: Sendable, Codable, Equatable {
     }
 }
 
-/// Versions of what produced a result set.
-public struct VersionInfo: Sendable, Codable, Equatable {
-    public var metabench: String
-    public var swift: String
-    /// The OpenBLAS kernels in use (e.g. "SkylakeX" or "Haswell"): they change the last bits of results.
-    public var openblasCoretype: String?
-
-    public static func current() -> VersionInfo {
-        VersionInfo(metabench: MetaBenchInfo.version, swift: MetaBenchInfo.compilerVersion,
-                    openblasCoretype: BLAS.coreName)
-    }
-}
-
 /// The dataset a result set ran on.
 public struct DatasetInfo: Sendable, Codable, Equatable {
     public var name: String
@@ -232,22 +240,45 @@ public struct DatasetInfo: Sendable, Codable, Equatable {
     public var validationSplit: String?
 }
 
-/// A whole run of a suite: every cell, with where and how it was measured. Stored as `results.json`.
+/// A suite's results: every cell, the suite's facts, and what produced the cells. Stored as `results.json`.
+///
+/// Nothing in it describes the run that wrote it (no date, machine or commit of its own): a set rebuilt
+/// from the same cells is the same file, and what produced each number is the cell's own `provenance`,
+/// summarised in `producers` (more than one producer: the set mixes them, and the report says so).
 public struct ResultSet: Sendable, Codable, Equatable {
+    /// The format this version writes and reads.
+    public static let currentFormat = 2
+
     public var formatVersion: Int
     public var suite: String
     public var suiteFile: String
     public var exact: Bool
-    public var date: String
-    public var gitCommit: String
-    public var machine: MachineInfo
-    public var threads: Int
-    public var versions: VersionInfo
     public var dataset: DatasetInfo
     public var seeds: [UInt64]
     /// Remarks for the report, e.g. that the dataset has no validation split.
     public var notes: [String]
+    /// The suite's published accuracies (percent), by learner label, then setting id.
+    public var published: [String: [String: Double]]
+    /// The distinct producers of the cells.
+    public var producers: [ProducerSummary]
     public var cells: [CellResult]
+
+    public init(suite: String, suiteFile: String, exact: Bool, dataset: DatasetInfo, seeds: [UInt64],
+                notes: [String], published: [String: [String: Double]] = [:], cells: [CellResult]) {
+        self.formatVersion = Self.currentFormat
+        self.suite = suite
+        self.suiteFile = suiteFile
+        self.exact = exact
+        self.dataset = dataset
+        self.seeds = seeds
+        self.notes = notes
+        self.published = published
+        self.cells = cells
+        self.producers = ProducerSummary.summarize(cells)
+    }
+
+    /// The published accuracy of a row (learner label × the suite setting the row's setting id names).
+    public func publishedAccuracy(label: String, setting: String) -> Double? { published[label]?[setting] }
 
     /// Reads `results.json` from a file, or from a folder that holds one.
     public static func load(_ path: String) throws -> ResultSet {
@@ -258,6 +289,11 @@ public struct ResultSet: Sendable, Codable, Equatable {
         let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent("results.json") : path
         guard let data = FileManager.default.contents(atPath: file) else {
             throw RunnerError.noResults(path: file, reason: isDirectory.boolValue ? "the folder has no results.json" : "cannot read the file")
+        }
+        struct Header: Decodable { var formatVersion: Int? }
+        if let header = try? JSONDecoder().decode(Header.self, from: data), let format = header.formatVersion,
+           format != currentFormat {
+            throw RunnerError.noResults(path: file, reason: "results format \(format), but this MetaBench reads format \(currentFormat) (rerun the suite to rewrite it)")
         }
         do {
             return try JSONDecoder().decode(ResultSet.self, from: data)
@@ -286,25 +322,19 @@ public enum MetaBenchInfo {
         return "Swift before 6.1"
         #endif
     }
+}
 
-    /// The git commit of the current directory's checkout, or "unknown".
-    public static func gitCommit() -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "rev-parse", "HEAD"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+/// How MetaBench stores JSON: sorted keys, pretty-printed, a final newline, so stored results diff well
+/// and the same value always gives the same bytes.
+public enum StoredJSON {
+    public static func data<T: Encodable>(_ value: T, for path: String) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         do {
-            try process.run()
+            return try encoder.encode(value) + Data("\n".utf8)
         } catch {
-            return "unknown"
+            throw RunnerError.cannotWrite(path: path, reason: "cannot encode JSON: \(error)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0, !text.isEmpty else { return "unknown" }
-        return text
     }
 }
 

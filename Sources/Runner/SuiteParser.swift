@@ -21,6 +21,11 @@ struct SuiteParser {
     static let normalizationKeys = ["mean", "std"]
 
     func parse(_ yaml: String) throws -> Suite {
+        // Yams composes recursively: a deeply nested text would overflow the stack, so it is measured first.
+        if let line = YAMLNesting.firstLine(deeperThan: SuiteLimits.nestingDepth, in: yaml) {
+            throw SuiteError(file: file, line: line,
+                             "nesting deeper than \(SuiteLimits.nestingDepth) levels at line \(line) (a suite needs about five; an alias counts with the levels of the node it names)")
+        }
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -38,6 +43,11 @@ struct SuiteParser {
         let top = try mapping(root, "the suite", allowed: Self.topKeys)
         let defaultName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let name = try top["name"].map { try string($0.value, "name") } ?? defaultName
+        if let problem = SuiteLimits.nameProblem(name, maxBytes: SuiteLimits.nameBytes, commas: true) {
+            throw SuiteError(file: file, line: top["name"].flatMap { line($0.value) },
+                             "suite name '\(Self.printable(name))' \(problem)"
+                                + (top["name"] == nil ? " (it comes from the file name; set `name:`)" : ""))
+        }
         let summary = try top["description"].map { try string($0.value, "description") }
         let exact = try top["exact"].map { try bool($0.value, "exact") } ?? false
         let dataset = try top["dataset"].map { try parseDataset($0.value) } ?? DatasetSpec()
@@ -54,6 +64,11 @@ struct SuiteParser {
         guard let learnersNode = top["learners"] else { throw missing("learners", in: root, "the suite") }
         let learners = try sequence(learnersNode.value, "learners").map(parseLearner)
         if learners.isEmpty { throw SuiteError(file: file, line: line(learnersNode.value), "learners: expected at least one learner") }
+        for entry in learners {
+            if let problem = SuiteLimits.nameProblem(entry.label, maxBytes: SuiteLimits.labelBytes, commas: false) {
+                throw SuiteError(file: file, line: entry.line, "learner label '\(Self.printable(entry.label))' \(problem)")
+            }
+        }
         var seenLabels: Set<String> = []
         for entry in learners where !seenLabels.insert(entry.label).inserted {
             throw SuiteError(file: file, line: entry.line,
@@ -62,13 +77,15 @@ struct SuiteParser {
 
         guard let trainingNode = top["training"] else { throw missing("training", in: root, "the suite") }
         let training = try parseTraining(trainingNode.value)
+        try checkImagesPerClass(settings: settings, settingNodes: try sequence(settingsNode.value, "settings"),
+                                learners: learners)
         let evaluation = try top["evaluation"].map { try parseEvaluation($0.value) } ?? EvaluationSpec()
 
         var seeds: [UInt64] = [0]
         if let seedsNode = top["seeds"] {
             let items = try sequence(seedsNode.value, "seeds")
             if items.isEmpty { throw SuiteError(file: file, line: line(seedsNode.value), "seeds: expected at least one seed") }
-            seeds = try items.map { UInt64(try int($0, "seeds", atLeast: 0)) }
+            seeds = try items.map { UInt64(try int($0, "seeds", in: SuiteLimits.seed)) }
             if Set(seeds).count != seeds.count {
                 throw SuiteError(file: file, line: line(seedsNode.value), "seeds: a seed appears twice")
             }
@@ -90,7 +107,7 @@ struct SuiteParser {
                         throw SuiteError(file: file, line: line(keyNode),
                                          "published.\(label): expected a setting name like 5w1s (ways, 'w', shots, 's'), got '\(key)'")
                     }
-                    values[key] = try double(valueNode, "published.\(label).\(key)")
+                    values[key] = try double(valueNode, "published.\(label).\(key)", in: SuiteLimits.publishedAccuracy)
                 }
                 published[label] = values
             }
@@ -129,25 +146,44 @@ struct SuiteParser {
             spec.line = line(p.value)
             if spec.path.isEmpty { throw SuiteError(file: file, line: line(p.value), "dataset.path: expected a path or 'embedded', got an empty string") }
         }
-        if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "dataset.image_size", atLeast: 1) }
+        if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "dataset.image_size", in: SuiteLimits.imageSize) }
         if let v = m["rotations"] { spec.options.rotations = try bool(v.value, "dataset.rotations") }
         if let v = m["labels_prefix"] { spec.options.labelsPrefix = try string(v.value, "dataset.labels_prefix") }
         if let v = m["variant"] { spec.options.variant = try string(v.value, "dataset.variant") }
         if let s = m["splits"] {
             let splits = try mapping(s.value, "dataset.splits", allowed: Self.splitKeys)
-            if let v = splits["train"] { spec.trainSplit = try string(v.value, "dataset.splits.train") }
-            if let v = splits["test"] { spec.testSplit = try string(v.value, "dataset.splits.test") }
+            func split(_ key: String) throws -> String? {
+                guard let v = splits[key] else { return nil }
+                let name = try string(v.value, "dataset.splits.\(key)")
+                if name.isEmpty { throw SuiteError(file: file, line: line(v.value), "dataset.splits.\(key): expected a split name, got an empty string") }
+                return name
+            }
+            if let name = try split("train") { spec.trainSplit = name }
+            if let name = try split("test") { spec.testSplit = name }
             if let v = splits["val"] {
-                if v.value.null != nil {
-                    spec.valSplit = nil
-                } else {
-                    let name = try string(v.value, "dataset.splits.val")
-                    spec.valSplit = name == "none" ? nil : name
-                }
+                spec.valSplit = v.value.null != nil ? nil : try split("val").flatMap { $0 == "none" ? nil : $0 }
                 spec.valSplitExplicit = true
             }
+            try checkDistinctSplits(spec, splits)
         }
         return spec
+    }
+
+    /// Train, validation and test must be different splits (the same split twice would validate or test on
+    /// the training data).
+    func checkDistinctSplits(_ spec: DatasetSpec, _ nodes: [String: (key: Node, value: Node)]) throws {
+        var uses: [(key: String, name: String)] = [("train", spec.trainSplit)]
+        if let val = spec.valSplit { uses.append(("val", val)) }
+        uses.append(("test", spec.testSplit))
+        for (i, a) in uses.enumerated() {
+            for b in uses[(i + 1)...] where a.name == b.name {
+                func shown(_ key: String) -> String { "dataset.splits.\(key)" + (nodes[key] == nil ? " (by default)" : "") }
+                let at = nodes[b.key] ?? nodes[a.key]
+                throw SuiteError(file: file, line: at.flatMap { line($0.value) },
+                                 "\(shown(a.key)) and \(shown(b.key)) both name split '\(a.name)': train, val and test must be different splits"
+                                    + (b.key == "val" || a.key == "val" ? " (val: none turns validation off)" : ""))
+            }
+        }
     }
 
     func parseNormalization(_ node: Node) throws -> Normalization {
@@ -161,8 +197,12 @@ struct SuiteParser {
         let m = try mapping(node, "normalization", allowed: Self.normalizationKeys)
         guard let meanNode = m["mean"] else { throw missing("mean", in: node, "normalization") }
         guard let stdNode = m["std"] else { throw missing("std", in: node, "normalization") }
-        let mean = try sequence(meanNode.value, "normalization.mean").map { Float(try double($0, "normalization.mean")) }
-        let std = try sequence(stdNode.value, "normalization.std").map { Float(try double($0, "normalization.std")) }
+        let mean = try sequence(meanNode.value, "normalization.mean").map {
+            Float(try double($0, "normalization.mean", in: SuiteLimits.normalizationMean))
+        }
+        let std = try sequence(stdNode.value, "normalization.std").map {
+            Float(try double($0, "normalization.std", in: SuiteLimits.normalizationStd))
+        }
         guard !mean.isEmpty, mean.count == std.count else {
             throw SuiteError(file: file, line: line(node),
                              "normalization: mean and std must be non-empty lists of the same length (one value per channel), got \(mean.count) and \(std.count)")
@@ -177,13 +217,13 @@ struct SuiteParser {
         let m = try mapping(node, "a setting", allowed: Self.settingKeys)
         guard let w = m["ways"] else { throw missing("ways", in: node, "setting") }
         guard let s = m["shots"] else { throw missing("shots", in: node, "setting") }
-        let ways = try int(w.value, "ways", atLeast: 2)
-        let shots = try int(s.value, "shots", atLeast: 1)
-        let queries = try m["queries"].map { try int($0.value, "queries", atLeast: 1) } ?? 15
+        let ways = try int(w.value, "ways", in: SuiteLimits.ways)
+        let shots = try int(s.value, "shots", in: SuiteLimits.shots)
+        let queries = try m["queries"].map { try int($0.value, "queries", in: SuiteLimits.queries) } ?? 15
         return SettingSpec(ways: ways, shots: shots, queries: queries,
-                           trainWays: try m["train_ways"].map { try int($0.value, "train_ways", atLeast: 2) },
-                           trainShots: try m["train_shots"].map { try int($0.value, "train_shots", atLeast: 1) },
-                           trainQueries: try m["train_queries"].map { try int($0.value, "train_queries", atLeast: 1) })
+                           trainWays: try m["train_ways"].map { try int($0.value, "train_ways", in: SuiteLimits.ways) },
+                           trainShots: try m["train_shots"].map { try int($0.value, "train_shots", in: SuiteLimits.shots) },
+                           trainQueries: try m["train_queries"].map { try int($0.value, "train_queries", in: SuiteLimits.queries) })
     }
 
     func parseLearner(_ node: Node) throws -> LearnerEntry {
@@ -203,15 +243,17 @@ struct SuiteParser {
         var training = TrainingOverride()
         if let t = m["training"] {
             let tm = try mapping(t.value, "learner training", allowed: Self.learnerTrainingKeys)
-            func value(_ key: String, atLeast minimum: Int) throws -> Int? {
-                try tm[key].map { try int($0.value, "training.\(key)", atLeast: minimum) }
+            func value(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+                try tm[key].map { try int($0.value, "training.\(key)", in: range) }
             }
             training = TrainingOverride(
-                iterations: try value("iterations", atLeast: 0), metaBatch: try value("meta_batch", atLeast: 1),
-                validateEvery: try value("validate_every", atLeast: 0),
-                validationEpisodes: try value("validation_episodes", atLeast: 1),
-                trainWays: try value("train_ways", atLeast: 2), trainShots: try value("train_shots", atLeast: 1),
-                trainQueries: try value("train_queries", atLeast: 1))
+                iterations: try value("iterations", in: SuiteLimits.iterations),
+                metaBatch: try value("meta_batch", in: SuiteLimits.metaBatch),
+                validateEvery: try value("validate_every", in: SuiteLimits.iterations),
+                validationEpisodes: try value("validation_episodes", in: SuiteLimits.episodes),
+                trainWays: try value("train_ways", in: SuiteLimits.ways),
+                trainShots: try value("train_shots", in: SuiteLimits.shots),
+                trainQueries: try value("train_queries", in: SuiteLimits.queries))
         }
         return LearnerEntry(name: name, label: label, hyperparameters: hyperparameters, training: training,
                             line: line(node))
@@ -220,18 +262,20 @@ struct SuiteParser {
     func parseTraining(_ node: Node) throws -> TrainingBudget {
         let m = try mapping(node, "training", allowed: Self.trainingKeys)
         guard let it = m["iterations"] else { throw missing("iterations", in: node, "training") }
-        var budget = TrainingBudget(iterations: try int(it.value, "training.iterations", atLeast: 0))
-        if let v = m["meta_batch"] { budget.metaBatch = try int(v.value, "training.meta_batch", atLeast: 1) }
-        if let v = m["validate_every"] { budget.validateEvery = try int(v.value, "training.validate_every", atLeast: 0) }
-        if let v = m["validation_episodes"] { budget.validationEpisodes = try int(v.value, "training.validation_episodes", atLeast: 1) }
+        var budget = TrainingBudget(iterations: try int(it.value, "training.iterations", in: SuiteLimits.iterations))
+        if let v = m["meta_batch"] { budget.metaBatch = try int(v.value, "training.meta_batch", in: SuiteLimits.metaBatch) }
+        if let v = m["validate_every"] { budget.validateEvery = try int(v.value, "training.validate_every", in: SuiteLimits.iterations) }
+        if let v = m["validation_episodes"] {
+            budget.validationEpisodes = try int(v.value, "training.validation_episodes", in: SuiteLimits.episodes)
+        }
         return budget
     }
 
     func parseEvaluation(_ node: Node) throws -> EvaluationSpec {
         let m = try mapping(node, "evaluation", allowed: Self.evaluationKeys)
         var spec = EvaluationSpec()
-        if let v = m["episodes"] { spec.episodes = try int(v.value, "evaluation.episodes", atLeast: 1) }
-        if let v = m["seed"] { spec.seed = UInt64(try int(v.value, "evaluation.seed", atLeast: 0)) }
+        if let v = m["episodes"] { spec.episodes = try int(v.value, "evaluation.episodes", in: SuiteLimits.episodes) }
+        if let v = m["seed"] { spec.seed = UInt64(try int(v.value, "evaluation.seed", in: SuiteLimits.seed)) }
         return spec
     }
 
@@ -331,24 +375,85 @@ struct SuiteParser {
         return s.string
     }
 
-    func int(_ node: Node, _ what: String, atLeast minimum: Int) throws -> Int {
-        guard let s = node.scalar, !isQuoted(s), has(node, .int), let value = node.int else {
+    /// An integer in `range`; the error names the bound it crosses (an integer too large for `Int` too).
+    func int(_ node: Node, _ what: String, in range: ClosedRange<Int>) throws -> Int {
+        guard let s = node.scalar, !isQuoted(s), has(node, .int) else {
             throw SuiteError(file: file, line: line(node), "\(what): expected an integer, got \(describe(node))")
         }
-        guard value >= minimum else {
-            throw SuiteError(file: file, line: line(node), "\(what): expected an integer of at least \(minimum), got \(value)")
+        guard let value = node.int else {
+            // An integer literal beyond Int's range.
+            let negative = s.string.hasPrefix("-")
+            throw SuiteError(file: file, line: line(node),
+                             "\(what): expected an integer of at \(negative ? "least \(range.lowerBound)" : "most \(range.upperBound)"), got \(describe(node))")
+        }
+        guard value >= range.lowerBound else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected an integer of at least \(range.lowerBound), got \(value)")
+        }
+        guard value <= range.upperBound else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected an integer of at most \(range.upperBound), got \(value)")
         }
         return value
     }
 
-    func double(_ node: Node, _ what: String) throws -> Double {
+    /// A finite number in `range`.
+    func double(_ node: Node, _ what: String, in range: ClosedRange<Double>) throws -> Double {
         guard let s = node.scalar, !isQuoted(s) else {
             throw SuiteError(file: file, line: line(node), "\(what): expected a number, got \(describe(node))")
         }
-        if has(node, .int), let v = node.int { return Double(v) }
-        if has(node, .float), let v = node.float, v.isFinite { return v }
-        if let v = Double(s.string), v.isFinite { return v }
-        throw SuiteError(file: file, line: line(node), "\(what): expected a number, got \(describe(node))")
+        let number: Double
+        if has(node, .int), let v = node.int {
+            number = Double(v)
+        } else if has(node, .float), let v = node.float, v.isFinite {
+            number = v
+        } else if let v = Double(s.string), v.isFinite {
+            number = v
+        } else {
+            throw SuiteError(file: file, line: line(node), "\(what): expected a finite number, got \(describe(node))")
+        }
+        guard range.contains(number) else {
+            throw SuiteError(file: file, line: line(node),
+                             "\(what): expected a number from \(Self.number(range.lowerBound)) to \(Self.number(range.upperBound)), got \(describe(node))")
+        }
+        return number
+    }
+
+    static func number(_ v: Double) -> String {
+        v.rounded() == v && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    }
+
+    /// `text` with control characters shown as `\u{…}` escapes, for error messages.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// Shots + queries (the images drawn per class) of every setting and every learner's training shape.
+    func checkImagesPerClass(settings: [SettingSpec], settingNodes: [Node], learners: [LearnerEntry]) throws {
+        let limit = SuiteLimits.imagesPerClass
+        for (setting, node) in zip(settings, settingNodes) {
+            if setting.shots + setting.queries > limit {
+                throw SuiteError(file: file, line: line(node),
+                                 "setting \(setting.shortName): shots + queries (the images drawn per class) must be at most \(limit), got \(setting.shots + setting.queries)")
+            }
+            if setting.trainShots + setting.trainQueries > limit {
+                throw SuiteError(file: file, line: line(node),
+                                 "setting \(setting.shortName): train_shots + train_queries (the images drawn per class) must be at most \(limit), got \(setting.trainShots + setting.trainQueries)")
+            }
+            for entry in learners {
+                let own = entry.training.applied(to: setting)
+                if own.trainShots + own.trainQueries > limit {
+                    throw SuiteError(file: file, line: entry.line,
+                                     "learner \(entry.label), setting \(setting.shortName): train_shots + train_queries (the images drawn per class) must be at most \(limit), got \(own.trainShots + own.trainQueries)")
+                }
+            }
+        }
     }
 
     func bool(_ node: Node, _ what: String) throws -> Bool {

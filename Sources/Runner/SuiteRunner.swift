@@ -114,9 +114,11 @@ public final class SuiteRunner {
     /// Runs every selected cell (reusing stored ones that match) and writes the reports.
     @discardableResult
     public func run() throws -> RunSummary {
-        guard options.threads >= 1 else { throw RunnerError.invalidOption("--threads must be at least 1, got \(options.threads)") }
-        if let episodes = options.episodes, episodes < 1 {
-            throw RunnerError.invalidOption("--episodes must be at least 1, got \(episodes)")
+        guard SuiteLimits.threads.contains(options.threads) else {
+            throw RunnerError.invalidOption("--threads must be in \(SuiteLimits.threads.lowerBound)…\(SuiteLimits.threads.upperBound), got \(options.threads)")
+        }
+        if let episodes = options.episodes, !SuiteLimits.episodes.contains(episodes) {
+            throw RunnerError.invalidOption("--episodes must be in \(SuiteLimits.episodes.lowerBound)…\(SuiteLimits.episodes.upperBound), got \(episodes)")
         }
         let learners = try selectedLearners()
         ComputeThreads.set(options.threads)
@@ -132,32 +134,55 @@ public final class SuiteRunner {
         var evaluation = suite.evaluation
         if let episodes = options.episodes { evaluation.episodes = episodes }
         try plan.checkSamplers(learners: learners, normalization: suite.normalization, suite: suite)
+        // Sizes that depend on the images (weights, activations, episode batches) fit in memory, before any training.
+        try suite.validate(imageShape: dataset.imageShape, trainClassCount: plan.train.classes.count,
+                           registry: registry, learners: learners)
 
+        // One writer per output folder; a lock left by a killed process is released by the kernel.
+        let lock = try OutputLock.acquire(folder: options.outputDirectory)
+        defer { lock.release() }
         let cellsFolder = (options.outputDirectory as NSString).appendingPathComponent("cells")
+        // Temporary files of writers that were killed (in the folder and its cells/).
+        for path in AtomicFile.removeStaleTemporaries(in: options.outputDirectory) {
+            progress?.message("note: removed \(path), left by an interrupted run")
+        }
+        let selected = Set(learners.map(\.label))
         var cells: [CellResult] = []
         var trained = 0, reused = 0
         let total = learners.count * suite.settings.count * suite.seeds.count
         var index = 0
         for setting in suite.settings {
-            for entry in learners {
+            // Every learner of the suite, so that a run with --only keeps the others' stored cells in the reports.
+            for entry in suite.learners {
                 for seed in suite.seeds {
-                    index += 1
                     // The learner's own meta-training episode shape, if it has one, names the cell.
                     let cellSetting = entry.training.applied(to: setting)
                     let config = try cellConfig(entry: entry, setting: cellSetting, seed: seed, evaluation: evaluation,
                                                 plan: plan)
                     let key = CellKey(label: entry.label, setting: cellSetting.id, seed: seed)
                     let path = (cellsFolder as NSString).appendingPathComponent(key.fileName)
-                    let name = "[\(index)/\(total)] \(entry.label) \(cellSetting.id) seed \(seed)"
-                    if options.resume, let stored = Self.storedCell(at: path, fingerprint: config.fingerprint) {
-                        cells.append(stored)
-                        reused += 1
-                        progress?.cellFinished("\(name): \(Self.summary(of: stored)) (stored)")
+                    guard selected.contains(entry.label) else {
+                        if case .valid(let stored) = StoredCell.read(at: path, config: config) { cells.append(stored) }
                         continue
                     }
+                    index += 1
+                    let name = "[\(index)/\(total)] \(entry.label) \(cellSetting.id) seed \(seed)"
+                    if options.resume {
+                        switch StoredCell.read(at: path, config: config) {
+                        case .valid(let stored):
+                            cells.append(stored)
+                            reused += 1
+                            progress?.cellFinished("\(name): \(Self.summary(of: stored)) (stored)")
+                            continue
+                        case .invalid(let reason):
+                            progress?.message("warning: \(path): \(reason); retraining the cell")
+                        case .absent, .otherConfiguration, .failed:
+                            break
+                        }
+                    }
+                    try Interruption.check()
                     progress?.cellStarted(name)
-                    var result = runCell(entry: entry, config: config, plan: plan)
-                    result.published = suite.publishedAccuracy(label: entry.label, setting: setting)
+                    let result = try runCell(entry: entry, config: config, plan: plan)
                     try AtomicFile.writeJSON(result, to: path)
                     cells.append(result)
                     trained += 1
@@ -167,26 +192,15 @@ public final class SuiteRunner {
         }
 
         let results = ResultSet(
-            formatVersion: 1, suite: suite.name, suiteFile: suite.file, exact: suite.exact,
-            date: ISO8601DateFormatter().string(from: Date()), gitCommit: MetaBenchInfo.gitCommit(),
-            machine: .current(), threads: options.threads, versions: .current(),
+            suite: suite.name, suiteFile: suite.file, exact: suite.exact,
             dataset: DatasetInfo(name: dataset.name, layout: dataset.layout,
                                  path: suite.dataset.path, imageShape: dataset.imageShape,
                                  splits: Dictionary(dataset.splits.map { ($0.name, $0.classes.count) },
                                                     uniquingKeysWith: { a, _ in a }),
                                  validationSplit: plan.validation?.name),
-            seeds: suite.seeds, notes: notes, cells: cells)
+            seeds: suite.seeds, notes: notes, published: suite.published, cells: cells)
         try Report.writeAll(results, to: options.outputDirectory)
         return RunSummary(results: results, trainedCells: trained, reusedCells: reused)
-    }
-
-    /// A cell file that can be reused: it decodes, its configuration matches, and it did not fail.
-    static func storedCell(at path: String, fingerprint: String) -> CellResult? {
-        guard let data = FileManager.default.contents(atPath: path),
-              let cell = try? JSONDecoder().decode(CellResult.self, from: data),
-              cell.fingerprint == fingerprint, cell.config.fingerprint == fingerprint, cell.status != .failed
-        else { return nil }
-        return cell
     }
 
     static func summary(of cell: CellResult) -> String {
@@ -215,19 +229,41 @@ public final class SuiteRunner {
 
     // MARK: - One cell
 
-    func runCell(entry: LearnerEntry, config: CellConfig, plan: DataPlan) -> CellResult {
+    /// Trains and evaluates one cell. Throws only when the run is interrupted (`Interruption`): the cell is
+    /// then not written, and a rerun trains it again.
+    func runCell(entry: LearnerEntry, config: CellConfig, plan: DataPlan) throws -> CellResult {
         let memory = PeakMemorySampler()
-        var result = CellResult(config: config, fingerprint: config.fingerprint, status: .completed,
-                                queriesPerEpisode: config.setting.queries * config.setting.ways,
+        var result = CellResult(format: CellResult.currentFormat, config: config, fingerprint: config.fingerprint,
+                                status: .completed, queriesPerEpisode: config.setting.queries * config.setting.ways,
                                 episodeCorrect: [], episodeAccuracies: [], learningCurve: [], trainingSeconds: 0,
                                 threads: options.threads)
         do {
             try train(entry: entry, config: config, plan: plan, result: &result, memory: memory)
+        } catch let error as DivergedError {
+            result.status = .diverged
+            result.divergedAtIteration = error.iteration
+            result.message = "\(error)"
+        } catch let error as NonFiniteLogits {
+            result.status = .diverged
+            result.message = "\(error)"
+        } catch let error as RunnerError {
+            if case .interrupted = error { throw error }
+            result.status = .failed
+            result.message = "\(error)"
         } catch {
             result.status = .failed
             result.message = "\(error)"
         }
+        if result.status != .completed {
+            result.accuracy = nil
+            result.ci95 = nil
+            result.episodeCorrect = []
+            result.episodeAccuracies = []
+            result.adaptMillisecondsPerEpisode = nil
+        }
         result.peakResidentBytes = memory.stop()
+        result.peakMemoryPerCell = memory.isExact
+        result.provenance = .current(threads: options.threads)
         return result
     }
 
@@ -269,15 +305,18 @@ public final class SuiteRunner {
         var lastLoss: Double?
         var lastValidation: Double?
         for iteration in 0..<budget.iterations {
+            try Interruption.check()
             let start = DispatchTime.now().uptimeNanoseconds
             let stats = try learner.trainStep(iteration: iteration, source: source)
             trainingNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             memory.sample()
             let done = iteration + 1
-            guard stats.loss.isFinite else {
+            guard !Divergence.diverged(loss: stats.loss) else {
                 result.status = .diverged
                 result.divergedAtIteration = done
-                result.message = "training loss became \(stats.loss) at iteration \(done)"
+                result.message = stats.loss.isFinite
+                    ? "training loss \(stats.loss) at iteration \(done) exceeds the divergence bound \(Divergence.lossBound)"
+                    : "training loss became \(stats.loss) at iteration \(done)"
                 result.trainingSeconds = Double(trainingNanoseconds) / 1e9
                 if lossCount > 0 {
                     result.learningCurve.append(CurvePoint(iteration: iteration, loss: lossSum / Double(lossCount)))
@@ -339,10 +378,12 @@ public final class SuiteRunner {
         let block = parallel ? ComputeThreads.count * 4 : 1
         var first = 0
         while first < episodes {
+            try Interruption.check()
             let count = min(block, episodes - first)
             let results = try ComputeThreads.map(parallel ? count : 0) { i in
-                try self.evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first + i))
-            } + (parallel ? [] : [try evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first))])
+                try self.evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first + i), index: first + i)
+            } + (parallel ? [] : [try evaluateEpisode(learner: learner, label: label, episode: sampler.episode(first),
+                                                      index: first)])
             for (offset, r) in results.enumerated() {
                 nanoseconds += r.nanoseconds
                 outcome.correct.append(r.correct)
@@ -361,7 +402,7 @@ public final class SuiteRunner {
     }
 
     /// One episode: adapt, score, count the correct queries; with the time spent in the learner.
-    private func evaluateEpisode(learner: MetaLearner, label: String, episode: Episode) throws
+    private func evaluateEpisode(learner: MetaLearner, label: String, episode: Episode, index: Int) throws
         -> (correct: Int, queries: Int, nanoseconds: UInt64) {
         let n = episode.query.count
         let shape = episode.query.shape
@@ -372,6 +413,9 @@ public final class SuiteRunner {
         let elapsed = DispatchTime.now().uptimeNanoseconds - start
         guard logits.shape == [n, episode.ways] else {
             throw RunnerError.invalidLogits(learner: label, expected: [n, episode.ways], got: logits.shape)
+        }
+        if let bad = logits.scalars.first(where: { !$0.isFinite }) {
+            throw NonFiniteLogits(episode: index, value: bad)
         }
         return (Self.correctCount(logits: logits.scalars, labels: episode.query.labels, ways: episode.ways), n, elapsed)
     }
@@ -393,6 +437,13 @@ public final class SuiteRunner {
         }
         return correct
     }
+}
+
+/// Evaluation logits that are not all finite: the learner diverged (see `Divergence`).
+struct NonFiniteLogits: Error, CustomStringConvertible {
+    var episode: Int
+    var value: Float
+    var description: String { "evaluation episode \(episode): the learner's logits are not finite (\(value))" }
 }
 
 /// Seeds for the random streams of a cell, derived from its seed and a purpose.

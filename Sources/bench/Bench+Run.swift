@@ -19,8 +19,14 @@ struct SuiteOptions: ParsableArguments {
     var episodes: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        if let episodes, episodes < 1 { throw ValidationError("--episodes must be at least 1, got \(episodes)") }
+        // Number flags have the bounds suite files have for the same quantities.
+        func check(_ flag: String, _ value: Int?, _ range: ClosedRange<Int>) throws {
+            guard let value else { return }
+            if value < range.lowerBound { throw ValidationError("\(flag) must be at least \(range.lowerBound), got \(value)") }
+            if value > range.upperBound { throw ValidationError("\(flag) must be at most \(range.upperBound), got \(value)") }
+        }
+        try check("--threads", threads, SuiteLimits.threads)
+        try check("--episodes", episodes, SuiteLimits.episodes)
         if suite.isEmpty { throw ValidationError("--suite needs a suite name or a path") }
         for name in only where name.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw ValidationError("--only needs a learner label or name, got '\(name)'")
@@ -65,7 +71,10 @@ extension Bench {
             var runOptions = options.runOptions(output: output ?? RunOptions.defaultOutputDirectory(for: suite))
             runOptions.resume = !fresh
             let runner = SuiteRunner(suite: suite, options: runOptions, progress: .standardOutput())
-            let summary = try runner.run()
+            let summary = try whileHandlingInterruption(
+                "finished cells are kept in \(runOptions.outputDirectory)/cells; rerun the same command to resume") {
+                try runner.run()
+            }
             print("")
             print(Report.table(summary.results), terminator: "")
             print("\n\(summary.trainedCells) cells trained, \(summary.reusedCells) reused; "
@@ -78,9 +87,11 @@ extension Bench {
             commandName: "check",
             abstract: "Rerun a suite and compare with its stored results (a regression check).",
             discussion: """
-            With the suite marked `exact: true` and the same seeds and OpenBLAS kernels as the stored results, \
-            every cell must reproduce its accuracy and per-episode results exactly; otherwise a cell fails \
-            when its accuracy moves outside the combined 95% interval. Exits with status 1 on any failure.
+            With the suite marked `exact: true`, a cell stored with the same OpenBLAS version and kernels (in the \
+            stored results or in a per-kernel baseline, <stored folder>/baselines/<name>/results.json) must be \
+            reproduced exactly: accuracy and every episode; a cell with no such stored counterpart fails only \
+            when its accuracy moves outside the combined 95% interval, and the output says which cells were \
+            compared that way. Exits with status 1 on any failure.
             """)
 
         @OptionGroup var options: SuiteOptions
@@ -91,9 +102,9 @@ extension Bench {
         func run() throws {
             let suite = try options.loadSuite()
             let storedPath = stored ?? RunOptions.defaultOutputDirectory(for: suite) + "/results.json"
-            let storedResults: ResultSet
+            let storedResults: [ResultSet]
             do {
-                storedResults = try ResultSet.load(storedPath)
+                storedResults = try RegressionCheck.storedSets(storedPath)
             } catch {
                 throw BenchError("\(error)\n(record results first: bench run --suite \(options.suite) --output \((storedPath as NSString).deletingLastPathComponent))")
             }
@@ -103,16 +114,28 @@ extension Bench {
             var runOptions = options.runOptions(output: folder)
             runOptions.resume = false
             let runner = SuiteRunner(suite: suite, options: runOptions, progress: .standardOutput())
-            let fresh = try runner.run().results
+            let fresh = try whileHandlingInterruption("nothing was compared") { try runner.run().results }
             let outcome = RegressionCheck.check(fresh: fresh, stored: storedResults)
-            if !outcome.exact, suite.exact {
-                print("note: comparing within confidence intervals, not exactly: the stored results used seeds "
-                      + "\(storedResults.seeds) and OpenBLAS kernels \(storedResults.versions.openblasCoretype), "
-                      + "this run \(fresh.seeds) and \(fresh.versions.openblasCoretype)")
+            for (cell, reason) in outcome.approximate where suite.exact {
+                print("note: \(cell) compared within confidence intervals, not exactly: \(reason)")
             }
             for failure in outcome.failures { print("FAIL \(failure)") }
             print(outcome.summary)
             if !outcome.passed { throw ExitCode(1) }
         }
+    }
+}
+
+/// Runs `body` with SIGINT and SIGTERM turned into a stop at the runner's next check: the write in
+/// progress finishes, temporary files and folders are removed, and the command prints one line and exits
+/// with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+func whileHandlingInterruption<T>(_ whatRemains: String, _ body: () throws -> T) throws -> T {
+    Interruption.install()
+    do {
+        return try body()
+    } catch RunnerError.interrupted(let signal) {
+        print("")
+        FileHandle.standardError.write(Data("interrupted by \(Interruption.name(of: signal)): \(whatRemains)\n".utf8))
+        throw ExitCode(Interruption.exitStatus(for: signal))
     }
 }

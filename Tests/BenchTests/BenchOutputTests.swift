@@ -77,15 +77,15 @@ final class BenchOutputTests: XCTestCase {
     // MARK: - Datasets
 
     func testInspectTorchmetaLayouts() throws {
-        let fixtures = Self.packageRoot.deletingLastPathComponent().appendingPathComponent("shared/datasets/layout-fixtures")
+        let fixtures = Self.packageRoot.appendingPathComponent("Tests/Fixtures/layout-fixtures")
         guard FileManager.default.fileExists(atPath: fixtures.path) else {
-            XCTFail("shared test data missing: \(fixtures.path) (expected ../shared/datasets beside the package root)")
+            XCTFail("test fixtures missing: \(fixtures.path) (they ship with the repository)")
             return
         }
         for layout in ["miniimagenet", "tieredimagenet"] {
-            try check("inspect-\(layout)", ["datasets", "inspect", "../shared/datasets/layout-fixtures/\(layout)"])
+            try check("inspect-\(layout)", ["datasets", "inspect", "Tests/Fixtures/layout-fixtures/\(layout)"])
         }
-        try check("inspect-unknown-layout", ["datasets", "inspect", "../shared/datasets/layout-fixtures"])
+        try check("inspect-unknown-layout", ["datasets", "inspect", "Tests/Fixtures/layout-fixtures"])
         try check("inspect-missing", ["datasets", "inspect", "no/such/folder"])
     }
 
@@ -96,6 +96,21 @@ final class BenchOutputTests: XCTestCase {
         try check("bad-hyperparameter", ["run", "--suite", "Tests/BenchTests/Fixtures/bad-hyperparameter.yaml"])
         try check("unknown-learner", ["run", "--suite", "Tests/BenchTests/Fixtures/unknown-learner.yaml"])
         try check("bad-yaml", ["run", "--suite", "Tests/BenchTests/Fixtures/bad-yaml.yaml"])
+    }
+
+    // MARK: - Suite checks (bench validate; bounds, nesting, splits, labels)
+
+    func testValidate() throws {
+        try check("validate-help", ["validate", "--help"])
+        try check("validate-smoke", ["validate", "--suite", "smoke", "--dataset"])
+        try check("validate-deep-nesting", ["validate", "--suite", "Tests/BenchTests/Fixtures/deep-nesting.yaml"])
+        try check("validate-same-split", ["validate", "--suite", "Tests/BenchTests/Fixtures/same-split.yaml"])
+        try check("validate-bad-label", ["validate", "--suite", "Tests/BenchTests/Fixtures/bad-label.yaml"])
+        try check("validate-huge-queries", ["validate", "--suite", "Tests/BenchTests/Fixtures/huge-queries.yaml"])
+        // `run` makes the same checks before any cell runs.
+        try check("hyperparameter-range", ["run", "--suite", "Tests/BenchTests/Fixtures/hyperparameter-range.yaml"])
+        try check("too-many-threads", ["run", "--suite", "smoke", "--threads", "257"])
+        try check("too-many-episodes", ["run", "--suite", "smoke", "--episodes", "10000001"])
     }
 
     func testFlagErrors() throws {

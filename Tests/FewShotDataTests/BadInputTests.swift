@@ -192,6 +192,6 @@ final class BadInputTests: XCTestCase {
     func testInvalidOptions() throws {
         let path = try SharedData.path("layout-fixtures/cifar100")
         XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 0))) as? DataError,
-                       .invalidOptions("image size 0 is not in 1...4096"))
+                       .invalidOptions("image_size 0 is not in 1...4096"))
     }
 }

@@ -1,17 +1,18 @@
 import Foundation
 import XCTest
 
-/// Where the shared test datasets sit: `../shared/datasets` beside the package root.
+/// The datasets the tests read, all inside the repository: `datasets/omniglot-small` (real Omniglot, shipped
+/// as data of the project) and `Tests/Fixtures/layout-fixtures` (torchmeta layouts written by h5py).
 enum SharedData {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let root = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/datasets")
 
-    /// The path of `relative` under the shared datasets; fails the test (not skips) when missing.
+    /// The path of `relative` (`omniglot-small/…` or `layout-fixtures/…`); fails the test (not skips) when missing.
     static func path(_ relative: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let path = root.appendingPathComponent(relative).path
+        let base = relative.hasPrefix("layout-fixtures") ? "Tests/Fixtures" : "datasets"
+        let path = packageRoot.appendingPathComponent(base).appendingPathComponent(relative).path
         guard FileManager.default.fileExists(atPath: path) else {
-            XCTFail("shared test data missing: \(path) (expected ../shared/datasets beside the package root)", file: file, line: line)
+            XCTFail("test data missing: \(path) (it ships with the repository)", file: file, line: line)
             throw CocoaError(.fileNoSuchFile)
         }
         return path

@@ -50,7 +50,7 @@ final class CompareTests: XCTestCase {
         let fresh = try Fixtures.run(suite, registry: registry, output: folder + "/fresh").results
         let stored = try ResultSet.load(folder + "/stored")
 
-        let pass = RegressionCheck.check(fresh: fresh, stored: stored)
+        let pass = RegressionCheck.check(fresh: fresh, stored: [stored])
         XCTAssertTrue(pass.exact)
         XCTAssertTrue(pass.passed, "\(pass.failures)")
         XCTAssertEqual(pass.summary, "check passed: 4 cells match exactly")
@@ -58,7 +58,7 @@ final class CompareTests: XCTestCase {
         // Edit one stored per-episode number: the exact check fails and names the cell.
         var edited = stored
         edited.cells[2].episodeCorrect[3] += 1
-        let fail = RegressionCheck.check(fresh: fresh, stored: edited)
+        let fail = RegressionCheck.check(fresh: fresh, stored: [edited])
         XCTAssertFalse(fail.passed)
         XCTAssertEqual(fail.failures.count, 1)
         XCTAssertTrue(fail.failures[0].hasPrefix("\(stored.cells[2].key):"), fail.failures[0])
@@ -66,27 +66,41 @@ final class CompareTests: XCTestCase {
 
         // Another thread count still compares exactly (results do not depend on it).
         var otherThreads = stored
-        otherThreads.threads = 3
-        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: otherThreads).exact)
+        for i in otherThreads.cells.indices { otherThreads.cells[i].provenance?.threads = 3 }
+        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: [otherThreads]).exact)
 
-        // With other seeds the comparison uses the intervals: a small edit passes, a large one fails.
-        var otherSeeds = stored
-        otherSeeds.seeds = [5]
-        otherSeeds.cells[0].accuracy! += 0.001
-        XCTAssertFalse(RegressionCheck.check(fresh: fresh, stored: otherSeeds).exact)
-        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: otherSeeds).passed)
-        otherSeeds.cells[0].accuracy! += 60
-        let ciFail = RegressionCheck.check(fresh: fresh, stored: otherSeeds)
+        // Cells stored with other OpenBLAS kernels are compared within intervals, cell by cell, and the
+        // outcome says which: a small edit passes, a large one fails.
+        var otherKernels = stored
+        otherKernels.cells[0].provenance?.openblasKernels = "OtherKernels"
+        otherKernels.cells[0].accuracy! += 0.001
+        let mixed = RegressionCheck.check(fresh: fresh, stored: [otherKernels])
+        XCTAssertFalse(mixed.exact)
+        XCTAssertEqual(mixed.exactCells, 3)
+        XCTAssertEqual(mixed.approximate.map(\.cell), [stored.cells[0].key])
+        XCTAssertTrue(mixed.approximate[0].reason.contains("OtherKernels"), mixed.approximate[0].reason)
+        XCTAssertTrue(mixed.passed, "\(mixed.failures)")
+        XCTAssertEqual(mixed.summary, "check passed: 4 cells match (3 exactly, 1 within their confidence intervals)")
+        otherKernels.cells[0].accuracy! += 60
+        let ciFail = RegressionCheck.check(fresh: fresh, stored: [otherKernels])
         XCTAssertFalse(ciFail.passed)
         XCTAssertTrue(ciFail.failures[0].contains("outside the combined interval"), ciFail.failures[0])
+
+        // A per-kernel baseline beside it restores the exact comparison for that cell: its edited episode is found.
+        var baseline = stored
+        baseline.cells[0].episodeCorrect[1] += 1
+        let withBaseline = RegressionCheck.check(fresh: fresh, stored: [otherKernels, baseline])
+        XCTAssertTrue(withBaseline.exact)
+        XCTAssertEqual(withBaseline.failures.count, 1)
+        XCTAssertTrue(withBaseline.failures[0].contains("first differing episode: 1"), withBaseline.failures[0])
 
         // A stored set without a cell, or with another configuration, fails.
         var missing = stored
         missing.cells.removeLast()
-        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: missing).failures[0].contains("no stored result"))
+        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: [missing]).failures[0].contains("no stored result"))
         var changed = stored
         changed.cells[0].fingerprint = "0"
-        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: changed).failures[0].contains("configuration differs"))
+        XCTAssertTrue(RegressionCheck.check(fresh: fresh, stored: [changed]).failures[0].contains("configuration differs"))
     }
 
     func testLoadErrors() {

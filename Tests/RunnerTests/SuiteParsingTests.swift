@@ -99,7 +99,7 @@ final class SuiteParsingTests: XCTestCase {
             (base + "\npublished:\n  nearest: {five: 99}", "t.yaml:9:", ["like 5w1s"]),
             (base + "\ntraining: [", "t.yaml:", ["invalid YAML"]),
             (base + "\ndataset: {path: x, size: 3}", "t.yaml:8:", ["dataset: unknown key 'size'", "image_size"]),
-            (base + "\nnormalization: {mean: [0.5], std: [0]}", "t.yaml:8:", ["positive"]),
+            (base + "\nnormalization: {mean: [0.5], std: [0]}", "t.yaml:8:", ["normalization.std", "from 1e-06", "got '0'"]),
             (base + "\nseeds: [-1]", "t.yaml:8:", ["seeds", "at least 0"]),
             ("", "t.yaml", ["empty"]),
             ("- a list", "t.yaml:1:", ["expected a mapping"]),

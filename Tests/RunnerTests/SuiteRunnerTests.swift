@@ -48,7 +48,8 @@ final class SuiteRunnerTests: XCTestCase {
         XCTAssertEqual(log.settings.map(\.iterations), [6, 6, 6, 6])
         XCTAssertEqual(log.settings.map(\.seed), [0, 1, 0, 1])
         XCTAssertEqual(log.settings.first?.trainClassCount, 8)
-        XCTAssertEqual(first.results.cells[0].published, 50)
+        XCTAssertEqual(first.results.publishedAccuracy(label: "nearest", setting: "3w1s"), 50)
+        XCTAssertEqual(Report.rows(first.results).map(\.published), [50, nil])
 
         // The evaluation episodes are the same for every learner: two identical learners score identically.
         let a = first.results.cells.first { $0.key == CellKey(label: "nearest", setting: "3w1s2q", seed: 0) }
@@ -116,11 +117,18 @@ final class SuiteRunnerTests: XCTestCase {
         let stored = try ResultSet.load(folder)
         XCTAssertEqual(stored, summary.results)
         XCTAssertEqual(try ResultSet.load(folder + "/results.json"), stored)
-        XCTAssertEqual(stored.threads, 1)
         XCTAssertEqual(stored.suite, "tiny")
         XCTAssertEqual(stored.dataset.validationSplit, "val")
-        XCTAssertFalse(stored.machine.cpuModel.isEmpty)
-        XCTAssertFalse(stored.gitCommit.isEmpty)
+        XCTAssertEqual(stored.producers.count, 1)
+        XCTAssertEqual(stored.producers.first?.cells.count, 4)
+        for cell in stored.cells {
+            let p = try XCTUnwrap(cell.provenance)
+            XCTAssertEqual(p.threads, 1)
+            XCTAssertFalse(p.cpuModel.isEmpty)
+            XCTAssertFalse(p.gitCommit.isEmpty)
+            XCTAssertFalse(p.openblasKernels.isEmpty)
+            XCTAssertFalse(p.date.isEmpty)
+        }
 
         let json = try String(contentsOfFile: folder + "/results.json", encoding: .utf8)
         XCTAssertTrue(json.contains("\"episodeCorrect\""))
@@ -194,7 +202,8 @@ final class SuiteRunnerTests: XCTestCase {
         XCTAssertEqual(log.settings.map(\.trainWays), [5, 5, 3, 3])
         XCTAssertEqual(log.settings.map(\.iterations), [3, 3, 6, 6])
         XCTAssertEqual(log.settings.map(\.metaBatch), [1, 1, 2, 2])
-        XCTAssertEqual(own.map(\.published), [50, 50], "published numbers are keyed by the evaluation setting")
+        XCTAssertEqual(Report.rows(summary.results).filter { $0.label == "nearest" }.map(\.published), [50],
+                       "published numbers are keyed by the evaluation setting")
         // Same evaluation episodes: the two nearest-mean learners (which do not learn) score identically.
         XCTAssertEqual(plain.map(\.episodeCorrect), own.map(\.episodeCorrect))
     }

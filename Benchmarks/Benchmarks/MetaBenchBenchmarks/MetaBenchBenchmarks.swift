@@ -1,5 +1,6 @@
-// Throughput of the engine and the meta-learning steps, on the shapes learn2learn's peer script times
-// (../shared/peers/l2l_throughput.py): Conv4-64 on 28×28 grey images, random pixels.
+// Throughput of the engine and the meta-learning steps on Conv4-64, 28×28 grey images, random pixels. The
+// PyTorch/learn2learn peer of every shape here except episode sampling is Benchmarks/Peer/peer_throughput.py
+// (set-up and reading: Benchmarks/Peer/README.md); run both on the same machine in the same session.
 //
 // Each benchmark's scaled iteration is one unit of the quantity the peer reports (a GEMM, a task, an
 // episode), so throughput in the report reads directly as GFLOP/s·(1/2n³), tasks/s or episodes/s.

@@ -2,7 +2,8 @@
 inner loop (SGD) computed by learn2learn 0.2.0 / PyTorch for one fixed episode and fixed Conv4 weights, which
 `TorchReferenceTests.swift` compares with MetaBench's.
 
-Run it with the peer environment of ../shared/peers (torch, learn2learn, h5py):
+Run it with the venv described in Benchmarks/Peer/README.md (torch, learn2learn 0.2.0, h5py), from the
+repository root:
     /tmp/peer/bin/python Tests/LearnersTests/Reference/make_torch_reference.py
 The model is Conv4 of width 8 (4 x [conv3x3, BatchNorm with batch statistics, ReLU, maxpool 2]) and a linear
 head, on 28x28 grey images: MetaBench's `Conv4(width: 8)` with parameters named block{i}.conv.weight etc.
