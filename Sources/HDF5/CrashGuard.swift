@@ -81,7 +81,7 @@ enum CrashGuard {
     nonisolated(unsafe) private static let tail = strdup("); the file is likely corrupt\n")!
 
     /// The handler: writes with `write(2)` only and ends with `_exit`, both safe in a signal handler.
-    private static let handle: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = { signal, _, _ in
+    private static let handle: @convention(c) (Int32, UnsafeMutablePointer<siginfo_t>?, UnsafeMutableRawPointer?) -> Void = { signal, info, _ in
         if inside == 1, pthread_equal(holder, pthread_self()) != 0, let message {
             _ = write(2, message, strlen(message))
             var digits: (CChar, CChar, CChar) = (0, 0, 0)
@@ -98,11 +98,11 @@ enum CrashGuard {
             _exit(1)
         }
         // Not a libhdf5 crash: hand the signal to the previous handler. A fault happens again when this
-        // returns; an abort is raised again (it is blocked until this returns).
+        // returns; a signal that was sent (abort, kill: si_code ≤ 0) is sent again, and arrives then.
         for index in 0..<3 where guardedSignals[index] == signal {
             sigaction(signal, previous + index, nil)
         }
-        if signal == SIGABRT { raise(signal) }
+        if (info?.pointee.si_code ?? 0) <= 0 { raise(signal) }
     }
 
     /// Gives the current thread an alternate signal stack if it has none.

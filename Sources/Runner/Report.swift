@@ -21,6 +21,8 @@ public struct ReportRow: Sendable, Equatable {
     public var adaptMilliseconds: Double?
     /// Largest over seeds.
     public var peakResidentBytes: Int?
+    /// False when some cell's peak may include an earlier cell's (its high-water mark could not be reset).
+    public var peakMemoryPerCell: Bool
     public var transductive: Bool?
     /// The failure messages, or where cells diverged.
     public var problems: [String]
@@ -66,6 +68,7 @@ public enum Report {
                 trainingSeconds: done.isEmpty ? nil : Statistics.mean(done.map(\.trainingSeconds)),
                 adaptMilliseconds: done.isEmpty ? nil : Statistics.mean(done.compactMap(\.adaptMillisecondsPerEpisode)),
                 peakResidentBytes: cells.compactMap(\.peakResidentBytes).max(),
+                peakMemoryPerCell: !cells.contains { $0.peakMemoryPerCell == false },
                 transductive: cells.compactMap(\.transductive).first,
                 problems: problems)
         }
@@ -79,7 +82,7 @@ public enum Report {
          row.published.map { Format.fixed($0, 2) } ?? "–",
          row.trainingSeconds.map { Format.fixed($0, 1) } ?? "–",
          row.adaptMilliseconds.map { Format.fixed($0, 2) } ?? "–",
-         Format.mebibytes(row.peakResidentBytes),
+         Format.mebibytes(row.peakResidentBytes) + (row.peakMemoryPerCell ? "" : "*"),
          row.transductive.map { $0 ? "yes" : "no" } ?? "–"]
     }
 

@@ -198,7 +198,7 @@ final class DatasetFuzzTests: XCTestCase {
 
     /// `bench datasets inspect path`, killed after `timeLimit` seconds.
     static func inspect(_ path: String, errorFile: String) throws -> Outcome {
-        FileManager.default.createFile(atPath: errorFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorFile, contents: nil)
         let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
         defer { try? errors.close() }
         let process = Process()

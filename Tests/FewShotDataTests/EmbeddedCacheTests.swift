@@ -63,7 +63,7 @@ final class EmbeddedCacheTests: XCTestCase {
     /// Runs `body` with standard error sent to a file; returns its result and what it wrote there.
     private func capturingStandardError<T>(_ body: () throws -> T) throws -> (T, String) {
         let path = try makeTemporaryFolder(self) + "/stderr.txt"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let capture = open(path, O_WRONLY)
         let saved = dup(2)
         fflush(stderr)

@@ -66,7 +66,7 @@ final class LoadLimitsTests: XCTestCase {
         try file.root().createDataset("g/A/c1", shape: [1, 4, 4], values: [UInt8](repeating: 255, count: 16))
         try file.close()
         let labels = folder + "/train_labels.json"
-        FileManager.default.createFile(atPath: labels, contents: Data("[".utf8))
+        _ = FileManager.default.createFile(atPath: labels, contents: Data("[".utf8))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: labels))
         try handle.truncate(atOffset: UInt64(LayoutIO.maxLabelsFileBytes + (1 << 20)))   // sparse: nothing written
         try handle.close()

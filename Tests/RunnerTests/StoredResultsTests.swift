@@ -138,6 +138,13 @@ final class StoredResultsTests: XCTestCase {
         XCTAssertTrue(markdown.contains("This set mixes 2 OpenBLAS kernel families and 2 commits"), markdown)
         XCTAssertTrue(markdown.contains("OtherKernels kernels"), markdown)
         XCTAssertTrue(markdown.contains("commit 0123456789ab"), markdown)
+        XCTAssertFalse(markdown.contains("could not reset"), markdown)
+
+        // A peak that may include an earlier cell's is marked.
+        results.cells[0].peakMemoryPerCell = false
+        XCTAssertEqual(Report.rows(results).map(\.peakMemoryPerCell), [false, true])
+        XCTAssertTrue(Report.markdown(results).contains("cells marked * could not reset it"))
+        XCTAssertTrue(Report.table(results).contains("*"))
     }
 }
 
