@@ -79,7 +79,7 @@ final class DatasetFuzzTests: XCTestCase {
             (omniglot, "data.hdf5", 60),
             (fixtures + "/miniimagenet", "train_labels.json", 15),
         ]
-        var generator = FuzzGenerator(seed: 0x4655_5A5A_4D42)
+        var generator = SplitMix64(seed: 0x4655_5A5A_4D42)
         var cases: [Case] = []
         for target in targets {
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: target.folder + "/" + target.file)))
@@ -148,12 +148,7 @@ final class DatasetFuzzTests: XCTestCase {
         var label: String
     }
 
-    struct Outcome {
-        /// "exit N", "signal N" or "timed out".
-        var summary: String
-        var seconds: Double
-        var standardError: String
-    }
+    typealias Outcome = BenchProcess.Outcome
 
     /// Runs every case, `workers` at a time, each in its own copy of its base.
     static func run(_ cases: [Case]) throws -> [Outcome] {
@@ -181,7 +176,7 @@ final class DatasetFuzzTests: XCTestCase {
                     let mutated = testCase.target.map { copy + "/" + $0 } ?? copy
                     let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: original)))
                     try Data(testCase.mutation.apply(to: bytes)).write(to: URL(fileURLWithPath: mutated))
-                    let outcome = try inspect(copy, errorFile: "\(scratch)/\(worker)-stderr.txt")
+                    let outcome = try inspect(copy, scratch: scratch)
                     lock.lock()
                     outcomes[index] = outcome
                     lock.unlock()
@@ -197,33 +192,9 @@ final class DatasetFuzzTests: XCTestCase {
     }
 
     /// `bench datasets inspect path`, killed after `timeLimit` seconds.
-    static func inspect(_ path: String, errorFile: String) throws -> Outcome {
-        _ = FileManager.default.createFile(atPath: errorFile, contents: nil)
-        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
-        defer { try? errors.close() }
-        let process = Process()
-        process.executableURL = benchExecutable
-        process.arguments = ["datasets", "inspect", path]
-        var environment = ProcessInfo.processInfo.environment
-        environment["METABENCH_HDF5_TIMEOUT"] = "10"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        let start = Date()
-        try process.run()
-        var timedOut = false
-        if done.wait(timeout: .now() + timeLimit) == .timedOut {
-            timedOut = true
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let text = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
-        let summary = timedOut ? "timed out"
-            : process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "exit \(process.terminationStatus)"
-        return Outcome(summary: summary, seconds: seconds, standardError: text)
+    static func inspect(_ path: String, scratch: String) throws -> Outcome {
+        try BenchProcess.run(["datasets", "inspect", path], environment: ["METABENCH_HDF5_TIMEOUT": "10"],
+                             timeLimit: timeLimit, scratch: URL(fileURLWithPath: scratch))
     }
 
     /// The `bench` built beside the tests, or `METABENCH_FUZZ_BENCH` (to replay the cases with another build).
@@ -310,7 +281,7 @@ extension DatasetFuzzTests {
         /// group, object headers), 40% among `hot` (structure) offsets, 20% anywhere. Kinds: 45% one bit
         /// flipped, 20% one byte set to 0x00, 0xFF, 0x7F, 0x80 or 0x01, 15% 1–64 bytes zeroed, 10% 3–8 bits
         /// flipped, 10% truncation.
-        static func random(length: Int, hot: [Int], using generator: inout FuzzGenerator) -> Mutation {
+        static func random(length: Int, hot: [Int], using generator: inout SplitMix64) -> Mutation {
             func position() -> Int {
                 let roll = generator.next(below: 10)
                 if roll < 4 { return generator.next(below: min(length, 8192)) }
@@ -332,26 +303,6 @@ extension DatasetFuzzTests {
             default:
                 return Mutation(length: generator.next(below: length))
             }
-        }
-    }
-
-    /// SplitMix64: a small deterministic generator, so the fuzzer makes the same mutants on every machine.
-    struct FuzzGenerator {
-        private var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// A number in 0..<bound (bound > 0).
-        mutating func next(below bound: Int) -> Int {
-            Int(next() % UInt64(bound))
         }
     }
 }

@@ -19,18 +19,6 @@ final class SuiteFuzzTests: XCTestCase {
 
     static var root: URL { BenchOutputTests.packageRoot }
 
-    /// SplitMix64: a small generator with a fixed sequence for a seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Values a number in a suite is replaced by.
     static let replacements = [
         "9223372036854775807", "9223372036854775808", "-9223372036854775808", "99999999999999999999",
@@ -40,7 +28,7 @@ final class SuiteFuzzTests: XCTestCase {
     ]
 
     /// One mutation of `text`, with a short description.
-    static func mutate(_ text: String, using rng: inout Generator) -> (String, String) {
+    static func mutate(_ text: String, using rng: inout SplitMix64) -> (String, String) {
         var lines = text.components(separatedBy: "\n")
         func randomLine() -> Int { Int.random(in: 0..<max(1, lines.count), using: &rng) }
         switch Int.random(in: 0..<10, using: &rng) {
@@ -129,52 +117,14 @@ final class SuiteFuzzTests: XCTestCase {
         return ranges
     }
 
-    /// How a run of `bench arguments` ended.
-    struct Outcome {
-        var status: Int32
-        var signalled: Bool
-        var timedOut: Bool
-        var seconds: Double
-        var standardError: String
-    }
-
-    /// Runs `bench arguments` in the package root with its output in files, killing it after `timeLimit`.
-    static func run(_ arguments: [String], scratch: URL) throws -> Outcome {
-        let process = Process()
-        process.executableURL = BenchOutputTests.benchExecutable
-        process.arguments = arguments
-        process.currentDirectoryURL = root
-        let id = UUID().uuidString
-        let out = scratch.appendingPathComponent("\(id).out"), err = scratch.appendingPathComponent("\(id).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-        defer {
-            try? outHandle.close()
-            try? errHandle.close()
-            try? FileManager.default.removeItem(at: out)
-            try? FileManager.default.removeItem(at: err)
-        }
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        let start = Date()
-        try process.run()
-        var timedOut = false
-        if done.wait(timeout: .now() + timeLimit) == .timedOut {
-            timedOut = true
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? "(standard error is not UTF-8)"
-        return Outcome(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
-                       timedOut: timedOut, seconds: Date().timeIntervalSince(start), standardError: stderr)
+    /// Runs `bench arguments` in the package root, killing it after `timeLimit`.
+    static func run(_ arguments: [String], scratch: URL) throws -> BenchProcess.Outcome {
+        try BenchProcess.run(arguments, timeLimit: timeLimit, scratch: scratch)
     }
 
     /// Why an outcome is a bug, or nil: only exit statuses 0, 1 and 64 are allowed, an error message starts
     /// with "Error: ".
-    static func problem(_ outcome: Outcome) -> String? {
+    static func problem(_ outcome: BenchProcess.Outcome) -> String? {
         if outcome.timedOut { return "still running after \(timeLimit) s" }
         if outcome.signalled { return "killed by signal \(outcome.status)" }
         guard [0, 1, 64].contains(outcome.status) else { return "exit status \(outcome.status)" }
@@ -211,7 +161,7 @@ final class SuiteFuzzTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(sources.count, 7, "\(sources)")
 
-        var rng = Generator(state: Self.seed)
+        var rng = SplitMix64(seed: Self.seed)
         var jobs: [(file: String, what: String, arguments: [String])] = []
         for source in sources {
             let text = try String(contentsOf: Self.root.appendingPathComponent(source), encoding: .utf8)
@@ -227,7 +177,7 @@ final class SuiteFuzzTests: XCTestCase {
             }
         }
 
-        var outcomes = [Outcome?](repeating: nil, count: jobs.count)
+        var outcomes = [BenchProcess.Outcome?](repeating: nil, count: jobs.count)
         var errors: [String] = []
         let lock = NSLock()
         let started = Date()
