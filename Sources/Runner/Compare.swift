@@ -182,8 +182,8 @@ public enum RegressionCheck {
     public static func storedSets(_ path: String) throws -> [ResultSet] {
         let main = try ResultSet.load(path)
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let folder = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        let folder = isFolder ? path : (path as NSString).deletingLastPathComponent
         let baselines = (folder as NSString).appendingPathComponent("baselines")
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: baselines)) ?? []).sorted()
         var sets = [main]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FewShotData
 import Foundation
 import Learners
 import Runner
@@ -108,8 +109,9 @@ extension Bench {
             } catch {
                 throw BenchError("\(error)\n(record results first: bench run --suite \(options.suite) --output \((storedPath as NSString).deletingLastPathComponent))")
             }
+            Self.removeStaleCheckFolders()
             let folder = FileManager.default.temporaryDirectory
-                .appendingPathComponent("metabench-check-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
+                .appendingPathComponent("\(Self.folderPrefix)\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: folder) }
             var runOptions = options.runOptions(output: folder)
             runOptions.resume = false
@@ -122,6 +124,20 @@ extension Bench {
             for failure in outcome.failures { print("FAIL \(failure)") }
             print(outcome.summary)
             if !outcome.passed { throw ExitCode(1) }
+        }
+
+        static let folderPrefix = "metabench-check-"
+
+        /// Removes the temporary folders of earlier checks whose process has ended (killed with SIGKILL,
+        /// say: an interrupted check removes its own).
+        static func removeStaleCheckFolders() {
+            let temporary = FileManager.default.temporaryDirectory
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: temporary.path) else { return }
+            for name in names where name.hasPrefix(folderPrefix) {
+                guard let pid = pid_t(name.dropFirst(folderPrefix.count).prefix { $0 != "-" }), pid > 0,
+                      !AtomicWrite.processIsAlive(pid) else { continue }
+                try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+            }
         }
     }
 }
