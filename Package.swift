@@ -42,13 +42,13 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "HDF5"]),
+        .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "HDF5"], exclude: ["Reference"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "HDF5"]),
         .testTarget(name: "LearnersTests", dependencies: ["Learners", "Models", "Engine", "FewShotData", "HDF5"],
                     exclude: ["Reference"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "Learners", "FewShotData"]),
         // Runs the built `bench` and compares its output with Tests/BenchTests/Expected.
-        .testTarget(name: "BenchTests", dependencies: ["bench"], exclude: ["Expected", "Fixtures"]),
+        .testTarget(name: "BenchTests", dependencies: ["bench", "Runner", "FewShotData"], exclude: ["Expected", "Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -16,19 +16,62 @@ public struct ImageShape: Hashable, Sendable, Codable, CustomStringConvertible {
     public var description: String { "\(channels)×\(height)×\(width)" }
 }
 
-/// One class of a few-shot dataset: its images decoded, resized and held in memory as bytes.
+/// How a class's pixels are held in memory: bytes as read, or floats in [0, 1] after a floating-point resize.
 ///
-/// Pixels are `count × channels × height × width` bytes in CHW order per image (0 = black, 255 = white
-/// for colour images; for Omniglot, 255 is the stroke, as torchmeta stores it).
+/// Byte `b` and float `Float(b) / 255` are the same pixel: the samplers turn both into the same episode
+/// value (`PixelConversion`).
+public enum PixelStorage: Sendable, Equatable {
+    /// 0...255 per value, as the dataset stores them.
+    case bytes([UInt8])
+    /// Values in [0, 1] (the resized value in 0...255, divided by 255), from `ResizeMode.area` or `.bilinear`.
+    case floats([Float])
+
+    /// Number of values held.
+    public var count: Int {
+        switch self {
+        case .bytes(let bytes): return bytes.count
+        case .floats(let values): return values.count
+        }
+    }
+
+    /// Memory per value: 1 for bytes, 4 for floats.
+    public var bytesPerValue: Int {
+        switch self {
+        case .bytes: return 1
+        case .floats: return MemoryLayout<Float>.size
+        }
+    }
+}
+
+/// One class of a few-shot dataset: its images decoded, resized and held in memory.
+///
+/// Pixels are `count × channels × height × width` values in CHW order per image (0 = black, 255 = white
+/// for colour images; for Omniglot, 255 is the stroke, as torchmeta stores it), held as bytes, or as floats
+/// in [0, 1] when resized in floating point (`storage`).
 public struct ImageClass: Sendable {
     public var name: String
     public var count: Int
-    public var pixels: [UInt8]
+    public var storage: PixelStorage
 
-    public init(name: String, count: Int, pixels: [UInt8]) {
+    public init(name: String, count: Int, storage: PixelStorage) {
         self.name = name
         self.count = count
-        self.pixels = pixels
+        self.storage = storage
+    }
+
+    /// A class held as bytes.
+    public init(name: String, count: Int, pixels: [UInt8]) {
+        self.init(name: name, count: count, storage: .bytes(pixels))
+    }
+
+    /// The bytes of a class held as bytes; empty for a class held as floats (read `storage` to handle both).
+    /// Setting it makes the class hold bytes.
+    public var pixels: [UInt8] {
+        get {
+            if case .bytes(let bytes) = storage { return bytes }
+            return []
+        }
+        set { storage = .bytes(newValue) }
     }
 }
 

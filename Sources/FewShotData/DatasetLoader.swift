@@ -3,9 +3,11 @@ import HDF5
 
 /// Options applied while loading a dataset.
 public struct LoadOptions: Sendable, Equatable, Codable {
-    /// Resize images to `imageSize`×`imageSize` by exact area averaging (OpenCV's `INTER_AREA`: a box
-    /// filter whose support is the downscale factor, so it antialiases), or nil to keep the stored size.
+    /// Resize images to `imageSize`×`imageSize` (with `resize`), or nil to keep the stored size.
     public var imageSize: Int?
+    /// How `imageSize` resizes: exact area averaging kept in floating point (the default), antialiased
+    /// bilinear as PyTorch, or area averaging rounded to bytes. Images not resized stay bytes.
+    public var resize: ResizeMode
     /// Add rotations by 90, 180 and 270 degrees (counter-clockwise) as extra classes named
     /// `<class>/rot90`, `/rot180`, `/rot270`, after the originals (Omniglot's usual ×4).
     public var rotations: Bool
@@ -14,11 +16,39 @@ public struct LoadOptions: Sendable, Equatable, Codable {
     /// For the CIFAR-100 layout: "cifar-fs" or "fc100".
     public var variant: String?
 
-    public init(imageSize: Int? = nil, rotations: Bool = false, labelsPrefix: String = "", variant: String? = nil) {
+    public init(imageSize: Int? = nil, resize: ResizeMode = .area, rotations: Bool = false, labelsPrefix: String = "",
+                variant: String? = nil) {
         self.imageSize = imageSize
+        self.resize = resize
         self.rotations = rotations
         self.labelsPrefix = labelsPrefix
         self.variant = variant
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case imageSize, resize, rotations, labelsPrefix, variant
+    }
+
+    /// Options recorded before `resize` existed have none: with an image size, they resized as `area-uint8`.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize)
+        resize = try c.decodeIfPresent(ResizeMode.self, forKey: .resize) ?? (imageSize == nil ? .area : .areaUInt8)
+        rotations = try c.decode(Bool.self, forKey: .rotations)
+        labelsPrefix = try c.decode(String.self, forKey: .labelsPrefix)
+        variant = try c.decodeIfPresent(String.self, forKey: .variant)
+    }
+
+    /// `resize` is written only with an image size and when it is not `area-uint8`: options that resize as
+    /// MetaBench did before the option existed, or do not resize, encode as they did then, so the
+    /// fingerprints of cells stored then still match (and any other resize changes them).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(imageSize, forKey: .imageSize)
+        if imageSize != nil && resize != .areaUInt8 { try c.encode(resize, forKey: .resize) }
+        try c.encode(rotations, forKey: .rotations)
+        try c.encode(labelsPrefix, forKey: .labelsPrefix)
+        try c.encodeIfPresent(variant, forKey: .variant)
     }
 }
 

@@ -115,6 +115,7 @@ public enum EmbeddedDataset {
 
     /// A 64-bit FNV-1a hash of a dataset's content: every split's name, then each class's name, image count
     /// and pixels, in order. Any changed byte changes it (each FNV-1a step is a bijection of the state).
+    /// A class held as floats adds minus its number of values, then each value's bit pattern (little-endian).
     public static func digest(_ dataset: FewShotDataset) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         func add<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
@@ -127,8 +128,14 @@ public enum EmbeddedDataset {
             for imageClass in split.classes {
                 add(imageClass.name.utf8)
                 add(imageClass.count)
-                add(imageClass.pixels.count)
-                imageClass.pixels.withUnsafeBufferPointer { add($0) }
+                switch imageClass.storage {
+                case .bytes(let pixels):
+                    add(pixels.count)
+                    pixels.withUnsafeBufferPointer { add($0) }
+                case .floats(let values):
+                    add(-values.count)
+                    for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { add($0) } }
+                }
             }
         }
         return hash

@@ -2,7 +2,8 @@ import HDF5
 
 /// How episode pixels are scaled: [0, 1], or standardised per channel.
 ///
-/// With `.meanStd`, channel `c` of a byte `b` becomes `(b / 255 - mean[c]) / std[c]`.
+/// With `.meanStd`, channel `c` of a byte `b` becomes `(b / 255 - mean[c]) / std[c]`, and of a float `v`
+/// (a class resized to floats in [0, 1]) `(v - mean[c]) / std[c]`.
 public enum Normalization: Sendable, Equatable, Codable {
     case none
     case meanStd(mean: [Float], std: [Float])
@@ -40,8 +41,7 @@ public struct EpisodeSampler: Sendable {
     public let imageShape: ImageShape
     public let settings: EpisodeSettings
     public let seed: UInt64
-    /// `channels × 256` values: the float each byte of each channel becomes.
-    private let table: [Float]
+    private let scaling: PixelConversion.Scaling
 
     /// Throws when the settings are invalid, the split has fewer classes than ways, or a class has fewer
     /// images than shots + queries.
@@ -65,7 +65,7 @@ public struct EpisodeSampler: Sendable {
             throw DataError.notEnoughImages(split: split.name, className: small.name, needed: needed,
                                             available: small.count)
         }
-        self.table = try PixelConversion.table(settings.normalization, channels: imageShape.channels)
+        self.scaling = try PixelConversion.Scaling(settings.normalization, channels: imageShape.channels)
         self.split = split
         self.imageShape = imageShape
         self.settings = settings
@@ -90,11 +90,11 @@ public struct EpisodeSampler: Sendable {
         }
         let support = LabelledImages(
             shape: imageShape,
-            pixels: PixelConversion.convert(supportImages, shape: imageShape, table: table),
+            pixels: PixelConversion.convert(supportImages, shape: imageShape, scaling: scaling),
             labels: (0..<ways).flatMap { Array(repeating: $0, count: shots) })
         let query = LabelledImages(
             shape: imageShape,
-            pixels: PixelConversion.convert(queryImages, shape: imageShape, table: table),
+            pixels: PixelConversion.convert(queryImages, shape: imageShape, scaling: scaling),
             labels: (0..<ways).flatMap { Array(repeating: $0, count: queries) })
         return Episode(ways: ways, shots: shots, queriesPerClass: queries, support: support, query: query,
                        classIndices: classIndices)
@@ -115,7 +115,7 @@ public struct ClassificationSampler: Sendable {
     public let imageShape: ImageShape
     public let normalization: Normalization
     public let seed: UInt64
-    private let table: [Float]
+    private let scaling: PixelConversion.Scaling
     /// `cumulativeCounts[c]` is the number of images in classes `0..<c`; the last entry is the total.
     private let cumulativeCounts: [Int]
 
@@ -128,7 +128,7 @@ public struct ClassificationSampler: Sendable {
         guard cumulative[cumulative.count - 1] > 0 else {
             throw DataError.invalidEpisodeSettings("split '\(split.name)' has no images to sample batches from")
         }
-        self.table = try PixelConversion.table(normalization, channels: imageShape.channels)
+        self.scaling = try PixelConversion.Scaling(normalization, channels: imageShape.channels)
         self.cumulativeCounts = cumulative
         self.split = split
         self.imageShape = imageShape
@@ -155,7 +155,7 @@ public struct ClassificationSampler: Sendable {
             labels.append(classIndex)
         }
         return LabelledImages(shape: imageShape,
-                              pixels: PixelConversion.convert(images, shape: imageShape, table: table),
+                              pixels: PixelConversion.convert(images, shape: imageShape, scaling: scaling),
                               labels: labels)
     }
 
@@ -170,10 +170,10 @@ public struct ClassificationSampler: Sendable {
     }
 }
 
-/// Byte-to-float conversion shared by the samplers: a lookup table per channel, written straight into
-/// one preallocated array.
+/// Pixel-to-float conversion shared by the samplers: bytes through a lookup table per channel, floats in
+/// [0, 1] through the same arithmetic, written straight into one preallocated array.
 enum PixelConversion {
-    /// Checks that the shape is valid and every class holds `count × shape.count` bytes.
+    /// Checks that the shape is valid and every class holds `count × shape.count` values.
     static func validate(split: Split, imageShape: ImageShape) throws {
         guard imageShape.channels >= 1, imageShape.height >= 1, imageShape.width >= 1 else {
             throw DataError.invalidEpisodeSettings("image shape \(imageShape) has an empty dimension")
@@ -181,60 +181,96 @@ enum PixelConversion {
         guard let perImage = ReadLimits.product([imageShape.channels, imageShape.height, imageShape.width]) else {
             throw DataError.invalidEpisodeSettings("image shape \(imageShape) has more values than can be addressed")
         }
-        for imageClass in split.classes where ReadLimits.product([imageClass.count, perImage]) != imageClass.pixels.count {
+        for imageClass in split.classes where ReadLimits.product([imageClass.count, perImage]) != imageClass.storage.count {
+            let kind: String
+            switch imageClass.storage {
+            case .bytes: kind = "bytes"
+            case .floats: kind = "float values"
+            }
             throw DataError.invalidEpisodeSettings(
-                "class '\(imageClass.name)' of split '\(split.name)' holds \(imageClass.pixels.count) bytes, "
+                "class '\(imageClass.name)' of split '\(split.name)' holds \(imageClass.storage.count) \(kind), "
                 + "but \(imageClass.count) images of \(imageShape) need "
                 + (ReadLimits.product([imageClass.count, perImage]).map(String.init) ?? "more than can be addressed"))
         }
     }
 
-    /// `channels × 256` floats: entry `c * 256 + b` is what byte `b` of channel `c` becomes.
-    static func table(_ normalization: Normalization, channels: Int) throws -> [Float] {
-        var table = [Float](repeating: 0, count: channels * 256)
-        switch normalization {
-        case .none:
-            for c in 0..<channels {
-                for b in 0..<256 { table[c * 256 + b] = Float(b) / 255 }
-            }
-        case .meanStd(let mean, let std):
-            guard mean.count == channels, std.count == channels else {
-                throw DataError.invalidEpisodeSettings(
-                    "normalisation has \(mean.count) means and \(std.count) standard deviations, "
-                    + "but the images have \(channels) channel\(channels == 1 ? "" : "s")")
-            }
-            for c in 0..<channels {
-                guard mean[c].isFinite else {
+    /// What a normalisation does to a pixel of channel `c`: `(v - mean[c]) / std[c]` for a value `v` in
+    /// [0, 1], where byte `b` is `v = Float(b) / 255` (through `table`). Without normalisation the mean is 0
+    /// and the deviation 1, which leave `v` exactly as it is, so a float `Float(b) / 255` and byte `b`
+    /// become the same value either way.
+    struct Scaling: Sendable {
+        let mean: [Float]
+        let std: [Float]
+        /// `channels × 256` floats: entry `c * 256 + b` is what byte `b` of channel `c` becomes.
+        let table: [Float]
+
+        init(_ normalization: Normalization, channels: Int) throws {
+            switch normalization {
+            case .none:
+                mean = [Float](repeating: 0, count: channels)
+                std = [Float](repeating: 1, count: channels)
+            case .meanStd(let mean, let std):
+                guard mean.count == channels, std.count == channels else {
                     throw DataError.invalidEpisodeSettings(
-                        "normalisation mean \(mean[c]) of channel \(c) is not finite")
+                        "normalisation has \(mean.count) means and \(std.count) standard deviations, "
+                        + "but the images have \(channels) channel\(channels == 1 ? "" : "s")")
                 }
-                guard std[c].isFinite, std[c] > 0 else {
-                    throw DataError.invalidEpisodeSettings(
-                        "normalisation standard deviation \(std[c]) of channel \(c) must be positive")
+                for c in 0..<channels {
+                    guard mean[c].isFinite else {
+                        throw DataError.invalidEpisodeSettings(
+                            "normalisation mean \(mean[c]) of channel \(c) is not finite")
+                    }
+                    guard std[c].isFinite, std[c] > 0 else {
+                        throw DataError.invalidEpisodeSettings(
+                            "normalisation standard deviation \(std[c]) of channel \(c) must be positive")
+                    }
                 }
-                for b in 0..<256 { table[c * 256 + b] = (Float(b) / 255 - mean[c]) / std[c] }
+                self.mean = mean
+                self.std = std
             }
+            var table = [Float](repeating: 0, count: channels * 256)
+            for c in 0..<channels {
+                for b in 0..<256 { table[c * 256 + b] = Self.scale(Float(b) / 255, mean: mean[c], std: std[c]) }
+            }
+            self.table = table
         }
-        return table
+
+        /// The one formula for both storages.
+        @inline(__always)
+        static func scale(_ value: Float, mean: Float, std: Float) -> Float { (value - mean) / std }
     }
 
     /// The images `(class, image index)` as float NCHW values, one after another.
-    static func convert(_ images: [(ImageClass, Int)], shape: ImageShape, table: [Float]) -> [Float] {
+    static func convert(_ images: [(ImageClass, Int)], shape: ImageShape, scaling: Scaling) -> [Float] {
         let imageSize = shape.count
         let plane = shape.height * shape.width
         let channels = shape.channels
         return [Float](unsafeUninitializedCapacity: images.count * imageSize) { output, initialized in
-            table.withUnsafeBufferPointer { table in
+            scaling.table.withUnsafeBufferPointer { table in
                 for (n, (imageClass, image)) in images.enumerated() {
                     precondition(image >= 0 && image < imageClass.count, "image index out of range")
-                    imageClass.pixels.withUnsafeBufferPointer { bytes in
-                        let source = bytes.baseAddress! + image * imageSize
-                        let destination = output.baseAddress! + n * imageSize
-                        for c in 0..<channels {
-                            let lookup = table.baseAddress! + c * 256
-                            let offset = c * plane
-                            for p in 0..<plane {
-                                (destination + offset + p).initialize(to: lookup[Int(source[offset + p])])
+                    let destination = output.baseAddress! + n * imageSize
+                    switch imageClass.storage {
+                    case .bytes(let pixels):
+                        pixels.withUnsafeBufferPointer { bytes in
+                            let source = bytes.baseAddress! + image * imageSize
+                            for c in 0..<channels {
+                                let lookup = table.baseAddress! + c * 256
+                                let offset = c * plane
+                                for p in 0..<plane {
+                                    (destination + offset + p).initialize(to: lookup[Int(source[offset + p])])
+                                }
+                            }
+                        }
+                    case .floats(let pixels):
+                        pixels.withUnsafeBufferPointer { values in
+                            let source = values.baseAddress! + image * imageSize
+                            for c in 0..<channels {
+                                let mean = scaling.mean[c], std = scaling.std[c]
+                                let offset = c * plane
+                                for p in 0..<plane {
+                                    (destination + offset + p).initialize(to: Scaling.scale(source[offset + p], mean: mean, std: std))
+                                }
                             }
                         }
                     }

@@ -210,7 +210,9 @@ enum LayoutIO {
         expected = shape
     }
 
-    /// Applies the resizing and rotation options to a dataset read at its stored size.
+    /// Applies the resizing and rotation options to a dataset read at its stored size (held as bytes).
+    ///
+    /// The memory they need is checked first: one byte per value, four for images resized to floats.
     static func apply(_ options: LoadOptions, to dataset: FewShotDataset) throws -> FewShotDataset {
         var result = dataset
         let images = ReadLimits.sum(dataset.splits.flatMap { $0.classes.map(\.count) }) ?? .max
@@ -218,22 +220,28 @@ enum LayoutIO {
             guard size > 0, size <= maxImageSize else {
                 throw DataError.invalidOptions("image_size \(size) is not in 1...\(maxImageSize)")
             }
-            let channels = dataset.imageShape.channels
-            let resized = ReadLimits.product([images, channels, size, size, options.rotations ? 4 : 1])
-            guard let resized, resized <= ReadLimits.memoryBudget else {
-                throw DataError.invalidOptions("image_size \(size): \(images) images of \(channels) channel(s) at \(size)×\(size)"
-                                               + (options.rotations ? " with rotations" : "") + " need "
-                                               + "\(ReadLimits.byteCount(resized ?? .max)), more than \(ReadLimits.memoryBudgetDescription)")
-            }
             let from = dataset.imageShape
             let to = ImageShape(channels: from.channels, height: size, width: size)
+            let floats = from != to && options.resize.keepsFloats
+            let channels = from.channels
+            let resized = ReadLimits.product([images, channels, size, size, options.rotations ? 4 : 1,
+                                              floats ? MemoryLayout<Float>.size : 1])
+            guard let resized, resized <= ReadLimits.memoryBudget else {
+                throw DataError.invalidOptions("image_size \(size): \(images) images of \(channels) channel(s) at \(size)×\(size)"
+                                               + (options.rotations ? " with rotations" : "")
+                                               + (floats ? " as 4-byte floats (resize \(options.resize.rawValue))" : "") + " need "
+                                               + "\(ReadLimits.byteCount(resized ?? .max)), more than \(ReadLimits.memoryBudgetDescription)")
+            }
             if from != to {
                 result.imageShape = to
                 for s in result.splits.indices {
                     for c in result.splits[s].classes.indices {
                         let cls = result.splits[s].classes[c]
-                        result.splits[s].classes[c].pixels = ImageOps.resize(cls.pixels, count: cls.count, from: from,
-                                                                             toHeight: size, width: size)
+                        guard case .bytes(let bytes) = cls.storage else {
+                            throw DataError.invalidOptions("image_size: class '\(cls.name)' is already resized (held as floats)")
+                        }
+                        result.splits[s].classes[c].storage = ImageOps.resize(bytes, count: cls.count, from: from, toHeight: size,
+                                                                              width: size, mode: options.resize)
                     }
                 }
             }
@@ -243,17 +251,19 @@ enum LayoutIO {
             guard shape.height == shape.width else {
                 throw DataError.invalidOptions("rotations need square images, these are \(shape.height)×\(shape.width); set an image size")
             }
-            let rotated = ReadLimits.product([images, shape.count, 4])
+            let bytesPerValue = result.splits.lazy.flatMap(\.classes).map(\.storage.bytesPerValue).max() ?? 1
+            let rotated = ReadLimits.product([images, shape.count, 4, bytesPerValue])
             guard let rotated, rotated <= ReadLimits.memoryBudget else {
-                throw DataError.invalidOptions("rotations: \(images) images of \(shape) and their three rotations need "
+                throw DataError.invalidOptions("rotations: \(images) images of \(shape) and their three rotations"
+                                               + (bytesPerValue > 1 ? " as 4-byte floats" : "") + " need "
                                                + "\(ReadLimits.byteCount(rotated ?? .max)), more than \(ReadLimits.memoryBudgetDescription)")
             }
             for s in result.splits.indices {
                 let originals = result.splits[s].classes
                 for (turns, suffix) in [(1, "rot90"), (2, "rot180"), (3, "rot270")] {
                     for cls in originals {
-                        let rotated = ImageOps.rotate(cls.pixels, count: cls.count, shape: shape, quarterTurns: turns)
-                        result.splits[s].classes.append(ImageClass(name: cls.name + "/" + suffix, count: cls.count, pixels: rotated))
+                        let rotated = ImageOps.rotate(cls.storage, count: cls.count, shape: shape, quarterTurns: turns)
+                        result.splits[s].classes.append(ImageClass(name: cls.name + "/" + suffix, count: cls.count, storage: rotated))
                     }
                 }
             }

@@ -19,9 +19,16 @@ public enum MetaBenchLayout {
             guard !split.name.isEmpty, !split.name.contains("/"), split.name != "." else {
                 throw DataError.badDataset(file: path, dataset: split.name, reason: "unusable split name")
             }
-            for cls in split.classes where cls.count < 0 || cls.pixels.count != cls.count * shape.count {
-                throw DataError.badDataset(file: path, dataset: "\(split.name)/\(cls.name)",
-                                           reason: "\(cls.pixels.count) bytes for \(cls.count) images of \(shape)")
+            for cls in split.classes {
+                guard case .bytes(let pixels) = cls.storage else {
+                    throw DataError.badDataset(file: path, dataset: "\(split.name)/\(cls.name)",
+                                               reason: "the images are held as floats (resized with resize area or bilinear), "
+                                               + "but this layout stores uint8 pixels; resize with area-uint8 to write them")
+                }
+                guard cls.count >= 0, ReadLimits.product([cls.count, shape.count]) == pixels.count else {
+                    throw DataError.badDataset(file: path, dataset: "\(split.name)/\(cls.name)",
+                                               reason: "\(pixels.count) bytes for \(cls.count) images of \(shape)")
+                }
             }
         }
         try AtomicWrite.hdf5(to: path) { file in

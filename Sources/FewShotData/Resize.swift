@@ -1,17 +1,76 @@
+/// How `image_size` resizes images (the dataset option `resize`).
+public enum ResizeMode: String, Sendable, Codable, CaseIterable {
+    /// Exact area averaging (OpenCV's `INTER_AREA`), kept in floating point: resized images are held as
+    /// floats in [0, 1].
+    case area
+    /// Antialiased bilinear, as PyTorch's `interpolate(mode="bilinear", antialias=True, align_corners=False)`
+    /// computes it on float input (torchvision's `Resize` of a float tensor); plain bilinear when enlarging.
+    /// Resized images are held as floats in [0, 1].
+    case bilinear
+    /// Exact area averaging rounded half up to bytes: MetaBench before this option existed, and uint8
+    /// pipelines (PIL) that resize before converting to floats.
+    case areaUInt8 = "area-uint8"
+
+    /// Whether resized images are held as floats (else as bytes).
+    public var keepsFloats: Bool { self != .areaUInt8 }
+
+    /// The allowed values, for messages: `area, bilinear, area-uint8`.
+    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+}
+
 /// Image operations applied while loading: antialiased resizing and rotation by quarter turns.
 enum ImageOps {
-    /// Resizes CHW images by area averaging (a box filter whose support is the downscale factor).
+    /// One output index of a separable filter: the source indices it reads and their weights (summing to 1).
+    typealias Taps = [(index: Int, weight: Float)]
+
+    /// Resizes CHW byte images with `mode`: floats in [0, 1] for `.area` and `.bilinear`, bytes for
+    /// `.areaUInt8`. Images already `height`×`width` stay bytes, unchanged.
+    ///
+    /// `.area` averages the bytes (as `.areaUInt8` does) and divides by 255; `.bilinear` filters the floats
+    /// `b / 255` with PyTorch's weights, in PyTorch's order (the horizontal pass first), so that it gives
+    /// PyTorch's values.
+    static func resize(_ pixels: [UInt8], count: Int, from shape: ImageShape, toHeight height: Int, width: Int,
+                       mode: ResizeMode) -> PixelStorage {
+        if shape.height == height && shape.width == width { return .bytes(pixels) }
+        let planes = count * shape.channels
+        switch mode {
+        case .areaUInt8:
+            return .bytes(resize(pixels, count: count, from: shape, toHeight: height, width: width))
+        case .area:
+            let sums = filter(pixels, values: byteValues, planes: planes, from: shape,
+                              rows: areaWeights(from: shape.height, to: height), cols: areaWeights(from: shape.width, to: width))
+            return .floats(sums.map { min(1, max(0, $0 / 255)) })
+        case .bilinear:
+            let values = filter(pixels, values: unitValues, planes: planes, from: shape,
+                                rows: triangleWeights(from: shape.height, to: height),
+                                cols: triangleWeights(from: shape.width, to: width))
+            return .floats(values.map { min(1, max(0, $0)) })
+        }
+    }
+
+    /// What each byte is filtered as: itself (0...255), or as a float in [0, 1] (`b / 255`, as PyTorch sees it).
+    static let byteValues: [Float] = (0..<256).map { Float($0) }
+    static let unitValues: [Float] = (0..<256).map { Float($0) / 255 }
+
+    /// Resizes CHW images by area averaging (a box filter whose support is the downscale factor), to bytes.
     ///
     /// Each output pixel is the mean of the source pixels it covers, each weighted by the fraction of it
     /// that is covered — OpenCV's `INTER_AREA` (PIL's `BOX` matches it for whole-number factors). This
-    /// antialiases when shrinking (every
-    /// source pixel contributes), keeps the mean intensity, and never leaves 0...255. Rounded half up.
+    /// antialiases when shrinking (every source pixel contributes), keeps the mean intensity, and never
+    /// leaves 0...255. Rounded half up.
     static func resize(_ pixels: [UInt8], count: Int, from shape: ImageShape, toHeight height: Int, width: Int) -> [UInt8] {
         if shape.height == height && shape.width == width { return pixels }
-        let rows = areaWeights(from: shape.height, to: height)
-        let cols = areaWeights(from: shape.width, to: width)
-        let planes = count * shape.channels
-        var output = [UInt8](repeating: 0, count: planes * height * width)
+        let sums = filter(pixels, values: byteValues, planes: count * shape.channels, from: shape,
+                          rows: areaWeights(from: shape.height, to: height), cols: areaWeights(from: shape.width, to: width))
+        return sums.map { UInt8(min(255, max(0, ($0 + 0.5).rounded(.down)))) }
+    }
+
+    /// A separable filter over `planes` planes of `shape`'s size, byte `b` read as `values[b]`: every source
+    /// row is filtered to `cols.count` columns, then every column to `rows.count` rows, in float32, each
+    /// output summing its taps in order.
+    static func filter(_ pixels: [UInt8], values: [Float], planes: Int, from shape: ImageShape, rows: [Taps], cols: [Taps]) -> [Float] {
+        let height = rows.count, width = cols.count
+        var output = [Float](repeating: 0, count: planes * height * width)
         var horizontal = [Float](repeating: 0, count: shape.height * width)
         pixels.withUnsafeBufferPointer { src in
             output.withUnsafeMutableBufferPointer { dst in
@@ -22,7 +81,7 @@ enum ImageOps {
                         let row = inBase + y * shape.width
                         for x in 0..<width {
                             var sum: Float = 0
-                            for (i, w) in cols[x] { sum += Float(src[row + i]) * w }
+                            for (i, w) in cols[x] { sum += values[Int(src[row + i])] * w }
                             horizontal[y * width + x] = sum
                         }
                     }
@@ -32,7 +91,7 @@ enum ImageOps {
                         for x in 0..<width {
                             var sum: Float = 0
                             for (i, w) in rows[y] { sum += horizontal[i * width + x] * w }
-                            dst[outBase + y * width + x] = UInt8(min(255, max(0, (sum + 0.5).rounded(.down))))
+                            dst[outBase + y * width + x] = sum
                         }
                     }
                 }
@@ -42,12 +101,12 @@ enum ImageOps {
     }
 
     /// For each output index, the source indices it covers and their normalised overlap weights.
-    static func areaWeights(from source: Int, to target: Int) -> [[(Int, Float)]] {
+    static func areaWeights(from source: Int, to target: Int) -> [Taps] {
         let scale = Double(source) / Double(target)
         return (0..<target).map { o in
             let start = Double(o) * scale
             let end = Double(o + 1) * scale
-            var taps: [(Int, Float)] = []
+            var taps: Taps = []
             var i = Int(start.rounded(.down))
             while Double(i) < end && i < source {
                 let overlap = min(end, Double(i + 1)) - max(start, Double(i))
@@ -58,12 +117,49 @@ enum ImageOps {
         }
     }
 
+    /// For each output index, the source indices of an antialiased triangle (bilinear) filter and their
+    /// weights, normalised to sum to 1: PyTorch's `antialias=True` bilinear weights (after PIL's
+    /// `ImagingResample`), computed with PyTorch's float32 and double roundings so that they are its weights.
+    ///
+    /// With `s = source / target`, output `o` is centred at `c = s·(o + ½)` in source coordinates; source
+    /// pixel `i` (centre `i + ½`) gets `max(0, 1 − |i + ½ − c| / max(s, 1))`. Shrinking widens the triangle
+    /// to the downscale factor (antialiasing); enlarging leaves it one pixel wide, which is plain bilinear
+    /// with `align_corners=False` (source coordinate `c − ½`, edges repeated).
+    static func triangleWeights(from source: Int, to target: Int) -> [Taps] {
+        let scale = Float(source) / Float(target)
+        let support: Float = scale >= 1 ? scale : 1
+        let inverse: Float = scale >= 1 ? Float(1 / Double(scale)) : 1
+        let widest = Int(support.rounded(.up)) * 2 + 1
+        return (0..<target).map { o in
+            let center = Float(Double(scale) * (Double(o) + 0.5))
+            let first = max(Int(Double(center - support) + 0.5), 0)
+            let size = max(0, min(min(Int(Double(center + support) + 0.5), source) - first, widest))
+            var taps: Taps = []
+            var total: Float = 0
+            for i in first..<(first + size) {
+                let distance = abs(Float((Double(Float(i) - center) + 0.5) * Double(inverse)))
+                let weight: Float = distance < 1 ? Float(1 - Double(distance)) : 0
+                if weight > 0 { taps.append((i, weight)) }
+                total += weight
+            }
+            return taps.map { ($0.index, $0.weight / total) }
+        }
+    }
+
+    /// Rotates square CHW images counter-clockwise by `quarterTurns` × 90 degrees, bytes or floats alike.
+    static func rotate(_ storage: PixelStorage, count: Int, shape: ImageShape, quarterTurns: Int) -> PixelStorage {
+        switch storage {
+        case .bytes(let bytes): return .bytes(rotate(bytes, count: count, shape: shape, quarterTurns: quarterTurns))
+        case .floats(let values): return .floats(rotate(values, count: count, shape: shape, quarterTurns: quarterTurns))
+        }
+    }
+
     /// Rotates square CHW images counter-clockwise by `quarterTurns` × 90 degrees (torchvision's `rotate`).
-    static func rotate(_ pixels: [UInt8], count: Int, shape: ImageShape, quarterTurns: Int) -> [UInt8] {
+    static func rotate<Value>(_ pixels: [Value], count: Int, shape: ImageShape, quarterTurns: Int) -> [Value] {
         let n = shape.height
         let turns = ((quarterTurns % 4) + 4) % 4
         if turns == 0 { return pixels }
-        var output = [UInt8](repeating: 0, count: pixels.count)
+        var output = pixels
         let planes = count * shape.channels
         pixels.withUnsafeBufferPointer { src in
             output.withUnsafeMutableBufferPointer { dst in

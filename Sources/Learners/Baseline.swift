@@ -6,10 +6,17 @@ import Models
 /// then, for each episode, frozen while a new classifier head is trained on its support set.
 ///
 /// Pre-training: cross-entropy of head(f(x)) over the `trainClassCount` training classes on plain batches
-/// (Adam). Adaptation: the support features f(x_i) (running batch-norm statistics, no gradients) train a
-/// new head by SGD (momentum 0.9, dampening 0.9, weight decay 0.001, mini-batches of 4, `finetune_steps`
-/// passes over the support set, as the reference code's 100 epochs); queries are scored with the frozen
-/// features and that head, each independently (not transductive). `baseline` uses a linear head
+/// (Adam). Adaptation: the support features f(x_i) (no gradients) train a new head by PyTorch's SGD
+/// (`torch.optim.SGD`: momentum 0.9, dampening 0.9 and weight decay 0.001 as the reference code's
+/// `baselinefinetune.py`, optional Nesterov) for `finetune_steps` optimizer steps, each on a mini-batch of
+/// `finetune_batch` (4) support examples (200 steps by default: the reference code's 100 epochs at 5-way
+/// 1-shot): consecutive batches of reshuffled passes over the support set, the
+/// last of a pass possibly smaller, as the reference loop cuts them (its 100 epochs of a 5-shot 5-way set are
+/// 700 steps), or with `finetune_batches: independent` a fresh draw per step. Queries are scored with the
+/// frozen features and that head. Batch norm (`batch_norm`): `running` (default) extracts features with the
+/// running statistics of pre-training, so each query is scored independently; `transductive` normalises
+/// the support set and the queries each as a batch of its own (pre-training always uses batch statistics).
+/// `baseline` uses a linear head
 /// W f(x) + b; `baseline++` a cosine head, logits_k = s · g_k · cos(f(x), w_k), with the reference code's
 /// class-wise learnable norm g_k (weight normalisation, g_k starting at ‖w_k‖; `class_norm` false drops it)
 /// and its scale rule s = 2 for at most 200 classes, 10 above (`scale` overrides it). The per-episode
@@ -20,6 +27,27 @@ import Models
 public final class Baseline: MetaLearner {
     /// Adaptation reads the meta-trained state only, so episodes can be evaluated in parallel.
     public var adaptsConcurrently: Bool { true }
+
+    public var isTransductive: Bool { batchNorm.isTransductive }
+
+    /// How a new head is trained on an episode's support features: PyTorch's SGD for a number of steps.
+    public struct FineTuning: Sendable, Equatable {
+        public var learningRate: Float
+        public var momentum: Float
+        public var dampening: Float
+        public var weightDecay: Float
+        public var nesterov: Bool
+        /// Optimizer steps.
+        public var steps: Int
+        /// Support examples per step.
+        public var batch: Int
+        public var sampling: BatchSampling
+
+        /// The optimiser rule.
+        public var rule: SGD {
+            SGD(momentum: momentum, dampening: dampening, weightDecay: weightDecay, nesterov: nesterov)
+        }
+    }
 
     /// The classifier head: linear (Baseline) or cosine (Baseline++).
     public enum Head: String, Sendable { case linear, cosine }
@@ -32,9 +60,8 @@ public final class Baseline: MetaLearner {
     public let scale: Float
     public let classNorm: Bool
     public let batchSize: Int
-    public let finetuneLearningRate: Float
-    public let finetuneSteps: Int
-    public let finetuneBatch: Int
+    public let fineTuning: FineTuning
+    public let batchNorm: BatchNormMode
     let seed: UInt64
     let optimizer: ParameterOptimizer<Adam>
 
@@ -42,8 +69,14 @@ public final class Baseline: MetaLearner {
         HyperParameterSpec("batch_size", .int(64), in: .integers(1...100_000), "pre-training batch size (the paper uses 16; 64 is faster here)"),
     ] + AdamOptions.specs(decayEvery: 0) + [
         HyperParameterSpec("finetune_lr", .double(0.01), in: .learningRate, "SGD learning rate of the per-episode head"),
-        HyperParameterSpec("finetune_steps", .int(100), in: .steps, "passes over the support set when training the per-episode head (the reference code's epochs)"),
-        HyperParameterSpec("finetune_batch", .int(4), in: .integers(1...100_000), "mini-batch size when training the per-episode head"),
+        HyperParameterSpec("finetune_steps", .int(200), in: .steps, "SGD steps (one mini-batch each) when training the per-episode head: the reference code's 100 epochs are 100·⌈support/finetune_batch⌉ steps, 200 at 5-way 1-shot"),
+        HyperParameterSpec("finetune_batch", .int(4), in: .integers(1...100_000), "support examples per fine-tuning step"),
+        HyperParameterSpec("finetune_batches", .string("passes"), oneOf: ["passes", "independent"], "passes: reshuffled passes over the support set cut into batches, the last one of a pass possibly smaller (the reference loop); independent: each step draws its own batch"),
+        HyperParameterSpec("finetune_momentum", .double(0.9), in: .closed(0, 1), "SGD momentum μ of the fine-tuning (torch.optim.SGD)"),
+        HyperParameterSpec("finetune_dampening", .double(0.9), in: .closed(0, 1), "SGD dampening τ of the fine-tuning (0.9 as the reference code; PyTorch's default is 0)"),
+        HyperParameterSpec("finetune_weight_decay", .double(0.001), in: .closed(0, 1000), "SGD weight decay (L2) of the fine-tuning"),
+        HyperParameterSpec("finetune_nesterov", .bool(false), "Nesterov momentum in the fine-tuning (needs momentum > 0 and dampening 0, as PyTorch)"),
+        BatchNormMode.fineTuningSpec,
     ] + BackboneOptions.specs
 
     public static let hyperparameters: [HyperParameterSpec] = sharedSpecs
@@ -69,9 +102,19 @@ public final class Baseline: MetaLearner {
         self.kind = kind
         batchSize = try p.int("batch_size", atLeast: 1)
         optimizer = try AdamOptions.optimizer(p)
-        finetuneLearningRate = Float(try p.positiveDouble("finetune_lr"))
-        finetuneSteps = try p.int("finetune_steps", atLeast: 1)
-        finetuneBatch = try p.int("finetune_batch", atLeast: 1)
+        fineTuning = FineTuning(learningRate: Float(try p.positiveDouble("finetune_lr")),
+                                momentum: Float(try p.nonNegativeDouble("finetune_momentum")),
+                                dampening: Float(try p.nonNegativeDouble("finetune_dampening")),
+                                weightDecay: Float(try p.nonNegativeDouble("finetune_weight_decay")),
+                                nesterov: p.bool("finetune_nesterov"),
+                                steps: try p.int("finetune_steps", atLeast: 1),
+                                batch: try p.int("finetune_batch", atLeast: 1),
+                                sampling: try BatchSampling.parse(p, "finetune_batches"))
+        if fineTuning.nesterov && (fineTuning.momentum == 0 || fineTuning.dampening != 0) {
+            throw HyperParameterError.invalid(learner: p.learner, key: "finetune_nesterov",
+                                              reason: "needs finetune_momentum > 0 and finetune_dampening 0 (as torch.optim.SGD), got momentum \(fineTuning.momentum) and dampening \(fineTuning.dampening)")
+        }
+        batchNorm = try BatchNormMode.parse(p, [.running, .transductive])
         if kind == .cosine {
             scale = Float(try p.nonNegativeDouble("scale"))
             classNorm = p.bool("class_norm")
@@ -129,10 +172,11 @@ public final class Baseline: MetaLearner {
         }
     }
 
-    /// Features [n × d] of `images` with the running batch-norm statistics (constants).
+    /// Features [n × d] of `images` at evaluation (constants): with the running batch-norm statistics, or
+    /// with the batch's own when transductive (support set and queries are then separate batches).
     public func features(_ images: Tensor) -> Tensor {
         withoutGradients {
-            model.forward(images, parameters: model.parameters, normalization: .given(model.runningStatistics)).output
+            model.forward(images, parameters: model.parameters, normalization: model.evaluationNormalization(batchNorm)).output
         }
     }
 
@@ -155,42 +199,54 @@ public final class Baseline: MetaLearner {
         return StepStats(loss: loss.item, accuracy: accuracy(logits: logits, labels: batch.labels))
     }
 
-    /// A new head trained on support `features` [n × d]; `losses` holds the loss on the whole support set
-    /// before training and after each pass. A pure function of its inputs and `seed`.
-    public func fineTune(features: Tensor, labels: [Int], ways: Int, seed: UInt64) -> (head: Parameters, losses: [Float]) {
+    /// The support indices of each fine-tuning step over `count` examples: `.passes` cuts reshuffled passes
+    /// into consecutive batches of `batch` (the last of a pass possibly smaller, as the reference loop);
+    /// `.independent` draws `batch` distinct examples afresh for each step.
+    public static func fineTuneBatches(count: Int, batch: Int, steps: Int, sampling: BatchSampling,
+                                       using rng: inout SeededGenerator) -> [[Int]] {
+        if sampling == .independent {
+            return (0..<steps).map { _ in BatchSampling.distinct(batch, of: count, using: &rng) }
+        }
+        var batches: [[Int]] = []
+        var order = Array(0..<count)
+        while batches.count < steps {
+            rng.shuffle(&order)
+            for start in stride(from: 0, to: count, by: batch) where batches.count < steps {
+                batches.append(Array(order[start..<min(start + batch, count)]))
+            }
+        }
+        return batches
+    }
+
+    /// A new head trained on support `features` [n × d], its initialisation and mini-batches drawn from a
+    /// generator seeded by `seed` (head first, then the batches): a pure function of its inputs.
+    public func fineTune(features: Tensor, labels: [Int], ways: Int, seed: UInt64,
+                         recordLosses: Bool = false) -> (head: Parameters, losses: [Float]) {
+        var rng = SeededGenerator(seed: seed, "finetune")
+        let head = Self.makeHead(kind, features: features.shape[1], classes: ways, classNorm: classNorm, using: &rng)
+        let batches = Self.fineTuneBatches(count: labels.count, batch: fineTuning.batch, steps: fineTuning.steps,
+                                           sampling: fineTuning.sampling, using: &rng)
+        return fineTune(features: features, labels: labels, head: head, batches: batches, recordLosses: recordLosses)
+    }
+
+    /// `head` trained on support `features` [n × d] by one SGD step per entry of `batches` (support indices);
+    /// with `recordLosses`, `losses` holds the loss on the whole support set before training and after
+    /// each step.
+    public func fineTune(features: Tensor, labels: [Int], head: Parameters, batches: [[Int]],
+                         recordLosses: Bool = false) -> (head: Parameters, losses: [Float]) {
         withGradients {
-            var rng = SeededGenerator(seed: seed, "finetune")
-            var p = Self.makeHead(kind, features: features.shape[1], classes: ways, classNorm: classNorm, using: &rng)
-            let momentum: Float = 0.9, dampening: Float = 0.9, weightDecay: Float = 0.001
-            var buffers: [[Float]] = p.tensors.map { [Float](repeating: 0, count: $0.count) }
-            var step = 0
+            let optimizer = ParameterOptimizer(fineTuning.rule, learningRate: fineTuning.learningRate)
+            var p = head
             func supportLoss() -> Float {
                 withoutGradients { Tensor.crossEntropy(logits: headLogits(features, p), labels: labels).item }
             }
-            var losses = [supportLoss()]
-            var order = Array(0..<labels.count)
-            for _ in 0..<finetuneSteps {
-                rng.shuffle(&order)
-                for start in stride(from: 0, to: order.count, by: finetuneBatch) {
-                    let idx = Array(order[start..<min(start + finetuneBatch, order.count)])
-                    let leaves = p.asLeaves()
-                    let loss = Tensor.crossEntropy(logits: headLogits(features.gatherRows(idx), leaves),
-                                                   labels: idx.map { labels[$0] })
-                    let grads = gradients(of: loss, wrt: leaves.tensors)
-                    step += 1
-                    // PyTorch's SGD: g ← g + λθ; b ← g (first step) or μb + (1 − dampening)g; θ ← θ − ηb.
-                    p = p.replacing(p.tensors.enumerated().map { j, t in
-                        var v = t.scalars
-                        let g = grads[j].scalars
-                        for k in 0..<v.count {
-                            let gk = g[k] + weightDecay * v[k]
-                            buffers[j][k] = step == 1 ? gk : momentum * buffers[j][k] + (1 - dampening) * gk
-                            v[k] -= finetuneLearningRate * buffers[j][k]
-                        }
-                        return Tensor(shape: t.shape, scalars: v)
-                    })
-                }
-                losses.append(supportLoss())
+            var losses = recordLosses ? [supportLoss()] : []
+            for idx in batches {
+                let leaves = p.asLeaves()
+                let loss = Tensor.crossEntropy(logits: headLogits(features.gatherRows(idx), leaves),
+                                               labels: idx.map { labels[$0] })
+                p = optimizer.update(p, gradients: gradients(of: loss, wrt: leaves.tensors))
+                if recordLosses { losses.append(supportLoss()) }
             }
             return (p, losses)
         }

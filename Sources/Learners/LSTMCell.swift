@@ -15,14 +15,17 @@ struct LSTMCell {
     let hidden: Int
 
     /// Parameters for a cell with `input` inputs, `state` recurrent inputs and `hidden` units, drawn as
-    /// PyTorch does: U(±1/√hidden).
+    /// PyTorch does: weights U(±1/√hidden), the bias the sum of two such draws (bias_ih + bias_hh).
     static func parameters<G: RandomNumberGenerator>(prefix: String, input: Int, state: Int, hidden: Int,
                                                      using rng: inout G) -> Parameters {
         let bound = 1 / Float(hidden).squareRoot()
         return Parameters([
             (prefix + ".weight_ih", Initializer.uniform([4 * hidden, input], bound: bound, using: &rng)),
             (prefix + ".weight_hh", Initializer.uniform([4 * hidden, state], bound: bound, using: &rng)),
-            (prefix + ".bias", Initializer.uniform([4 * hidden], bound: bound, using: &rng)),
+            // PyTorch keeps two biases, bias_ih and bias_hh, each U(±1/√hidden); only their sum acts.
+            (prefix + ".bias", Tensor(shape: [4 * hidden], scalars: zip(
+                Initializer.uniform([4 * hidden], bound: bound, using: &rng).scalars,
+                Initializer.uniform([4 * hidden], bound: bound, using: &rng).scalars).map { $0 + $1 }, requiresGrad: true)),
         ])
     }
 

@@ -9,7 +9,7 @@ import Models
 /// exact meta-gradient differentiates through the inner steps (second order); the first-order variant
 /// treats the inner gradients as constants, so its meta-gradient is the query gradient at θ′.
 /// Batch norm uses the statistics of the batch it normalises, queries included (transductive, as in the
-/// reference implementation) unless `transductive` is false, in which case queries are normalised with the
+/// reference implementation) unless `batch_norm` is `support`, in which case queries are normalised with the
 /// adapted model's support-set statistics.
 ///
 /// Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks", ICML 2017.
@@ -34,7 +34,7 @@ public final class MAML: MetaLearner {
         HyperParameterSpec("eval_inner_lr", .double(0.4), in: .learningRate, "adaptation step size at evaluation"),
         HyperParameterSpec("eval_inner_steps", .int(3), in: .steps, "adaptation gradient steps at evaluation"),
         HyperParameterSpec("meta_lr", .double(0.001), in: .learningRate, "Adam learning rate of the outer (meta) update β"),
-        HyperParameterSpec("transductive", .bool(true), "batch norm uses query-batch statistics (false: the support set's)"),
+        BatchNormMode.adaptationSpec,
     ] + BackboneOptions.specs
 
     /// The Conv4's, and with the exact meta-gradient the inner steps' graph, kept until the outer update
@@ -57,7 +57,7 @@ public final class MAML: MetaLearner {
         innerSteps = try p.int("inner_steps", atLeast: 1)
         evalInnerLearningRate = Float(try p.positiveDouble("eval_inner_lr"))
         evalInnerSteps = try p.int("eval_inner_steps", atLeast: 1)
-        transductive = p.bool("transductive")
+        transductive = try BatchNormMode.parse(p, [.transductive, .support]).isTransductive
         self.firstOrder = firstOrder
         outer = ParameterOptimizer(Adam(), learningRate: Float(try p.positiveDouble("meta_lr")))
         guard setting.ways == setting.trainWays else {

@@ -8,13 +8,17 @@ import Models
 ///
 /// P(y = k | x̂, S) = Σ_{i: y_i = k} a(x̂, x_i), a(x̂, x_i) = softmax_i cos(f(x̂), g(x_i)); the logits are
 /// log P(y = k | x̂, S), so softmax(logits) is that distribution and cross-entropy on them is the paper's
-/// loss. Cosines lie in [−1, 1], so every attention weight is at least e⁻²/|S| and the logarithm is stable.
+/// loss; 10⁻¹² inside the logarithm keeps it finite when a class's attention mass underflows.
 /// f and g are a shared Conv4 embedding; with full-context embeddings (`fce`), g(x_i, S) = h⃗_i + h⃖_i + g′(x_i)
 /// with a bidirectional LSTM over the support embeddings g′, and f(x̂, S) = h_K after K steps of the
 /// attention LSTM: ĥ_k, c_k = LSTM(f′(x̂), [h_{k−1}, r_{k−1}], c_{k−1}); h_k = ĥ_k + f′(x̂);
 /// r_{k−1} = Σ_i softmax_i(h_{k−1}ᵀ g(x_i)) g(x_i), starting from h_0 = f′(x̂), c_0 = 0 (the paper's appendix).
-/// Batch norm as in `ProtoNet`: episode statistics in training, running statistics at evaluation, so each
-/// query is scored independently of the others (not transductive; FCE reads only the support set).
+/// The cosines are multiplied by `attention_scale` s before the softmax (an inverse temperature): raw cosines
+/// of ReLU features lie in [0, 1], where a softmax over the support set is nearly uniform and training
+/// stalls; CloserLookFewShot's `matchingnet.py` scales them by 100, the default here (s = 1 gives the paper's
+/// formula as written). Batch norm (`batch_norm`) as in `ProtoNet`: with `running`, episode statistics in
+/// training and running statistics at evaluation, so each query is scored independently of the others (FCE
+/// reads only the support set); with `transductive`, support set and queries each with their own statistics.
 ///
 /// Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
 /// NeurIPS 2016.
@@ -28,11 +32,17 @@ public final class MatchingNet: MetaLearner {
     public let fceSteps: Int
     let optimizer: ParameterOptimizer<Adam>
     var metaBatchSize: Int
+    /// s in softmax(s · cos): the attention's inverse temperature.
+    public let attentionScale: Float
+    public let batchNorm: BatchNormMode
+
+    public var isTransductive: Bool { batchNorm.isTransductive }
 
     public static let hyperparameters: [HyperParameterSpec] = [
         HyperParameterSpec("fce", .bool(false), "full-context embeddings: a bidirectional LSTM over the support set and an attention LSTM for queries"),
         HyperParameterSpec("fce_steps", .int(5), in: .integers(1...1000), "processing steps K of the attention LSTM (with fce)"),
-    ] + AdamOptions.specs(decayEvery: 0) + BackboneOptions.specs
+        HyperParameterSpec("attention_scale", .double(100), in: .positive(upTo: 10_000), "s in softmax(s·cos): inverse temperature of the attention (100 as CloserLookFewShot's matchingnet.py; 1 = the paper's raw cosines)"),
+    ] + AdamOptions.specs(decayEvery: 0) + [BatchNormMode.runningSpec] + BackboneOptions.specs
 
     /// The Conv4's, and with full-context embeddings the attention LSTM's recurrent weights
     /// (4·features × 2·features, the largest of the LSTMs).
@@ -49,6 +59,8 @@ public final class MatchingNet: MetaLearner {
     public init(_ p: HyperParameters, _ setting: LearnerSetting) throws {
         optimizer = try AdamOptions.optimizer(p)
         fceSteps = try p.int("fce_steps", atLeast: 1)
+        attentionScale = Float(try p.positiveDouble("attention_scale"))
+        batchNorm = try BatchNormMode.parse(p, [.running, .transductive])
         model = try BackboneOptions.conv4(p, setting, classes: nil)
         metaBatchSize = max(1, setting.metaBatch)
         fce = Parameters()
@@ -96,9 +108,9 @@ public final class MatchingNet: MetaLearner {
     }
 
     /// Attention [m × n] of each query over the support set: softmax over the support of the cosine
-    /// similarities between embeddings f(Q) [m × d] and g(S) [n × d].
-    public static func attention(queries: Tensor, support: Tensor) -> Tensor {
-        Tensor.cosineSimilarity(queries, support).softmax()
+    /// similarities between embeddings f(Q) [m × d] and g(S) [n × d], multiplied by `scale`.
+    public static func attention(queries: Tensor, support: Tensor, scale: Float) -> Tensor {
+        Tensor.cosineSimilarity(queries, support).scaled(by: scale).softmax()
     }
 
     /// Logits [m × ways]: log Σ_{i: y_i = k} a_i, the log of the attention mass on each class.
@@ -106,33 +118,28 @@ public final class MatchingNet: MetaLearner {
         Tensor.matmul(attention, MetricSupport.oneHot(labels, ways: ways)).shifted(by: 1e-12).log()
     }
 
-    /// Query logits of an episode from support and query images embedded with `normalization`.
-    func episodeLogits(_ p: Parameters, support: LabelledImages, queries: Tensor, ways: Int,
-                       normalization: NormalizationMode) -> (logits: Tensor, statistics: [ChannelStatistics], count: Int) {
-        let ns = support.count
-        let images = Tensor.concat([support.tensor, queries], axis: 0)
-        let result = model.forward(images, parameters: p, normalization: normalization)
-        let (g, f) = contextEmbeddings(support: result.output.slice(axis: 0, 0..<ns),
-                                       queries: result.output.slice(axis: 0, ns..<images.shape[0]), parameters: p)
-        let logits = Self.logits(attention: Self.attention(queries: f, support: g), labels: support.labels, ways: ways)
-        return (logits, result.statistics, images.shape[0])
+    /// Query logits from Conv4 embeddings of the support set [n × d] and the queries [m × d].
+    func logits(_ p: Parameters, support: Tensor, labels: [Int], queries: Tensor, ways: Int) -> Tensor {
+        let (g, f) = contextEmbeddings(support: support, queries: queries, parameters: p)
+        return Self.logits(attention: Self.attention(queries: f, support: g, scale: attentionScale), labels: labels, ways: ways)
     }
 
     /// The query loss of a training episode (batch statistics) and what the step needs besides.
-    func episodeLoss(_ p: Parameters, episode: Episode) -> (loss: Tensor, logits: Tensor, statistics: [ChannelStatistics], count: Int) {
-        let r = episodeLogits(p, support: episode.support, queries: episode.query.tensor, ways: episode.ways,
-                              normalization: .batch)
-        return (Tensor.crossEntropy(logits: r.logits, labels: episode.query.labels), r.logits, r.statistics, r.count)
+    func episodeLoss(_ p: Parameters, episode: Episode) -> (loss: Tensor, logits: Tensor, statistics: [([ChannelStatistics], Int)]) {
+        let e = model.embedTrainingEpisode(support: episode.support.tensor, queries: episode.query.tensor, parameters: p,
+                                           mode: batchNorm)
+        let logits = self.logits(p, support: e.support, labels: episode.support.labels, queries: e.queries, ways: episode.ways)
+        return (Tensor.crossEntropy(logits: logits, labels: episode.query.labels), logits, e.statistics)
     }
 
     public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
         let episodes = try source.episodes(iteration: iteration, count: metaBatchSize)
         let theta = parameters
-        var statistics: [([ChannelStatistics], Int)] = Array(repeating: ([], 0), count: episodes.count)
+        var statistics: [[([ChannelStatistics], Int)]] = Array(repeating: [], count: episodes.count)
         let lock = NSLock()
         let r = MetricSupport.averaged(episodes.count) { i in
             let e = episodeLoss(theta, episode: episodes[i])
-            lock.withLock { statistics[i] = (e.statistics, e.count) }
+            lock.withLock { statistics[i] = e.statistics }
             return (gradients(of: e.loss, wrt: theta.tensors), e.loss.item,
                     accuracy(logits: e.logits, labels: episodes[i].query.labels))
         }
@@ -140,17 +147,20 @@ public final class MatchingNet: MetaLearner {
         let updated = optimizer.update(theta, gradients: r.gradients)
         model.parameters = model.parameters.map { name, _ in updated.require(name) }
         fce = fce.map { name, _ in updated.require(name) }
-        for (s, n) in statistics { model.updateRunningStatistics(s, count: n) }
+        for (s, n) in statistics.joined() { model.updateRunningStatistics(s, count: n) }
         return StepStats(loss: r.loss, accuracy: r.accuracy)
     }
 
     public func adapt(support: LabelledImages, ways: Int) throws -> EpisodeClassifier {
         let p = parameters
-        let running = NormalizationMode.given(model.runningStatistics)
-        // Queries are embedded with running statistics and processed row by row, so scoring them together
-        // gives the same logits as scoring each alone.
+        // Running statistics (or, transductive, the support set's own); queries are then embedded with the
+        // running statistics (or as one batch of their own). FCE processes the queries row by row, so with
+        // running statistics scoring them together gives the same logits as scoring each alone.
+        let normalization = model.evaluationNormalization(batchNorm)
+        let g = withoutGradients { model.forward(support.tensor, parameters: p, normalization: normalization).output }
         return ClosureClassifier { queries in
-            self.episodeLogits(p, support: support, queries: queries, ways: ways, normalization: running).logits
+            let f = self.model.forward(queries, parameters: p, normalization: normalization).output
+            return self.logits(p, support: g, labels: support.labels, queries: f, ways: ways)
         }
     }
 

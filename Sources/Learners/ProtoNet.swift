@@ -9,10 +9,12 @@ import Models
 /// c_k = (1/|S_k|) Σ_{(x_i, y_i) ∈ S_k} f_φ(x_i); logits_k(x) = −‖f_φ(x) − c_k‖²; the embedding f_φ (a Conv4
 /// without head) is trained end to end on `trainWays`-way episodes (Adam; the loss is averaged over the
 /// meta-batch), with the learning rate halved every 2000 iterations by default, as in the paper.
-/// During training, batch norm normalises each episode (support and queries together, as the reference
-/// code embeds them in one batch) with its own statistics and folds them into running averages. At
-/// evaluation, support and queries are embedded with those running statistics, so each query is scored
-/// independently of the others (not transductive).
+/// Batch norm (`batch_norm`): with `running` (the default, as the reference code), training normalises each
+/// episode (support and queries together, as the reference code embeds them in one batch) with its own
+/// statistics and folds them into running averages; at evaluation, support and queries are embedded with
+/// those running statistics, so each query is scored independently of the others (not transductive). With
+/// `transductive`, the support set and the queries are normalised as two separate batches with their own
+/// statistics, in training and at evaluation (a PyTorch module left in train mode).
 ///
 /// Snell, Swersky & Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017.
 public final class ProtoNet: MetaLearner {
@@ -22,20 +24,26 @@ public final class ProtoNet: MetaLearner {
     public let model: Conv4
     let optimizer: ParameterOptimizer<Adam>
     var metaBatchSize: Int
+    public let batchNorm: BatchNormMode
+
+    public var isTransductive: Bool { batchNorm.isTransductive }
 
     public static let hyperparameters: [HyperParameterSpec] =
-        AdamOptions.specs(decayEvery: 2000) + BackboneOptions.specs
+        AdamOptions.specs(decayEvery: 2000) + [BatchNormMode.runningSpec] + BackboneOptions.specs
 
     public init(_ p: HyperParameters, _ setting: LearnerSetting) throws {
         optimizer = try AdamOptions.optimizer(p)
+        batchNorm = try BatchNormMode.parse(p, [.running, .transductive])
         model = try BackboneOptions.conv4(p, setting, classes: nil)
         metaBatchSize = max(1, setting.metaBatch)
     }
 
-    /// Embeddings [n × d] of `images` with the running batch-norm statistics (evaluation mode, constants).
+    /// Embeddings [n × d] of `images` at evaluation (constants): with the running batch-norm statistics, or
+    /// with the batch's own statistics when transductive (the support set and the queries are then embedded
+    /// as separate batches).
     public func embed(_ images: Tensor) -> Tensor {
         withoutGradients {
-            model.forward(images, parameters: model.parameters, normalization: .given(model.runningStatistics)).output
+            model.forward(images, parameters: model.parameters, normalization: model.evaluationNormalization(batchNorm)).output
         }
     }
 
@@ -49,35 +57,32 @@ public final class ProtoNet: MetaLearner {
         -Tensor.pairwiseSquaredDistances(queries, prototypes)
     }
 
-    /// The query loss of one episode and its gradient with respect to `theta`, with the batch statistics.
+    /// The query loss of one episode and its gradient with respect to `theta`, with the batch statistics
+    /// (and image counts) that training folds into the running averages.
     func episodeGradient(_ theta: Parameters, episode: Episode)
-        -> (gradients: [Tensor], loss: Float, accuracy: Float, statistics: [ChannelStatistics], count: Int) {
-        let ns = episode.support.count
-        let images = Tensor.concat([episode.support.tensor, episode.query.tensor], axis: 0)
-        let result = model.forward(images, parameters: theta, normalization: .batch)
-        let support = result.output.slice(axis: 0, 0..<ns)
-        let query = result.output.slice(axis: 0, ns..<images.shape[0])
-        let logits = Self.logits(queries: query, prototypes: Self.prototypes(support, labels: episode.support.labels,
-                                                                            ways: episode.ways))
+        -> (gradients: [Tensor], loss: Float, accuracy: Float, statistics: [([ChannelStatistics], Int)]) {
+        let e = model.embedTrainingEpisode(support: episode.support.tensor, queries: episode.query.tensor,
+                                           parameters: theta, mode: batchNorm)
+        let logits = Self.logits(queries: e.queries, prototypes: Self.prototypes(e.support, labels: episode.support.labels,
+                                                                                ways: episode.ways))
         let loss = Tensor.crossEntropy(logits: logits, labels: episode.query.labels)
         let grads = gradients(of: loss, wrt: theta.tensors)
-        return (grads, loss.item, accuracy(logits: logits, labels: episode.query.labels), result.statistics,
-                images.shape[0])
+        return (grads, loss.item, accuracy(logits: logits, labels: episode.query.labels), e.statistics)
     }
 
     public func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
         let episodes = try source.episodes(iteration: iteration, count: metaBatchSize)
         let theta = model.parameters
-        var statistics: [([ChannelStatistics], Int)] = Array(repeating: ([], 0), count: episodes.count)
+        var statistics: [[([ChannelStatistics], Int)]] = Array(repeating: [], count: episodes.count)
         let lock = NSLock()
         let r = MetricSupport.averaged(episodes.count) { i in
             let e = episodeGradient(theta, episode: episodes[i])
-            lock.withLock { statistics[i] = (e.statistics, e.count) }
+            lock.withLock { statistics[i] = e.statistics }
             return (e.gradients, e.loss, e.accuracy)
         }
         guard r.loss.isFinite else { throw DivergedError(iteration: iteration, loss: r.loss) }
         model.parameters = optimizer.update(theta, gradients: r.gradients)
-        for (s, n) in statistics { model.updateRunningStatistics(s, count: n) }
+        for (s, n) in statistics.joined() { model.updateRunningStatistics(s, count: n) }
         return StepStats(loss: r.loss, accuracy: r.accuracy)
     }
 

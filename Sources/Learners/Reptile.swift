@@ -5,19 +5,26 @@ import Models
 /// Reptile: meta-learns an initialisation θ by moving it towards the weights that plain training on
 /// each task reaches.
 ///
-/// For each task of the meta-batch, k steps of SGD or Adam (β₁ = 0, a fresh state per task) on the task's
-/// support set from θ give φ; the outer step is θ ← θ + ε·mean_tasks(φ − θ), with ε annealed linearly
+/// For each task of the meta-batch, k steps of SGD or Adam (β₁ = 0, a fresh state per task) on mini-batches
+/// of the task's images from θ give φ; the outer step is θ ← θ + ε·mean_tasks(φ − θ), with ε annealed linearly
 /// from `outer_lr` to 0 over the planned iterations: ε_t = ε₀·(1 − t/T) for iteration t = 0..<T.
 /// No gradient flows through the inner steps, so Reptile needs first-order derivatives only.
-/// Evaluation takes `eval_inner_steps` steps from θ on the support set and scores the queries with the
-/// result. Batch norm uses the statistics of the batch it normalises, queries included (transductive, as
-/// in the reference implementation) unless `transductive` is false, in which case queries are normalised
+/// Evaluation takes `eval_inner_steps` steps from θ on mini-batches of `eval_inner_batch` support images and
+/// scores the queries with the result.
+///
+/// The defaults follow the reference code's Omniglot runs (`--inner-batch 10 --inner-iters 5 --train-shots
+/// 10 --eval-batch 5 --eval-iters 50`): training tasks hold more images than the evaluation support set
+/// (here the training episode's queries join its support set, `train_on_queries`) and each inner step sees a
+/// different mini-batch of 10. Without that — every inner step on the same whole support set — Reptile's
+/// update has no term that rewards generalising from one mini-batch to the next, and on 1-shot tasks it
+/// makes the initialisation worse than an untrained one (measured here: 48% → 39% after 300 iterations on
+/// the embedded glyphs, against 56% → 71% after 100 with these defaults). Batch norm uses the statistics of the batch it normalises, queries included (transductive, as
+/// in the reference implementation) unless `batch_norm` is `support`, in which case queries are normalised
 /// with the adapted model's support-set statistics.
 ///
 /// The reported training loss and accuracy are those of the episode's queries at φ, averaged over the
-/// meta-batch, so they compare with MAML's: held-out by default, training data with `train_on_queries`
-/// (which trains the inner loop on support and query images, as the paper trains on more shots than it
-/// evaluates with).
+/// meta-batch: training data with `train_on_queries` (the default, which trains the inner loop on support and
+/// query images, as the paper trains on more shots than it evaluates with), held-out images without it.
 ///
 /// Nichol, Achiam & Schulman, "On First-Order Meta-Learning Algorithms", arXiv:1803.02999, 2018.
 public final class Reptile: MetaLearner {
@@ -38,6 +45,10 @@ public final class Reptile: MetaLearner {
     public let innerSteps: Int
     /// Images per inner step; 0 (or at least the support set's size) takes the whole support set.
     public let innerBatch: Int
+    /// Support images per evaluation step (0: the whole support set).
+    public let evalInnerBatch: Int
+    /// How inner mini-batches are drawn.
+    public let innerSampling: BatchSampling
     public let evalInnerLearningRate: Float
     public let evalInnerSteps: Int
     /// ε₀, the outer step size at iteration 0.
@@ -57,12 +68,14 @@ public final class Reptile: MetaLearner {
         HyperParameterSpec("inner_optimizer", .string("adam"), oneOf: ["adam", "sgd"], "inner-loop optimiser: adam (β1 = 0, as in the paper) or sgd"),
         HyperParameterSpec("inner_lr", .double(0.001), in: .learningRate, "inner-loop learning rate during meta-training (paper: 0.001)"),
         HyperParameterSpec("inner_steps", .int(5), in: .steps, "inner-loop steps per task during meta-training (paper: 5 Omniglot, 8 miniImageNet)"),
-        HyperParameterSpec("inner_batch", .int(0), in: .integers(0...100_000), "images per inner step, drawn without replacement; 0 = the whole support set (paper: 10)"),
+        HyperParameterSpec("inner_batch", .int(10), in: .integers(0...100_000), "images per inner step during meta-training; 0 = the whole task (paper: 10)"),
+        HyperParameterSpec("eval_inner_batch", .int(5), in: .integers(0...100_000), "support images per inner step at evaluation; 0 = the whole support set (paper: 5)"),
+        HyperParameterSpec("inner_batches", .string("passes"), oneOf: ["passes", "independent"], "how inner_batch and eval_inner_batch images are drawn: passes (consecutive runs of reshuffled passes, the reference code's default) or independent (each step draws its own, the reference code's --replacement)"),
         HyperParameterSpec("eval_inner_lr", .double(0.001), in: .learningRate, "inner-loop learning rate at evaluation"),
         HyperParameterSpec("eval_inner_steps", .int(50), in: .steps, "inner-loop steps at evaluation (paper: 50)"),
-        HyperParameterSpec("train_on_queries", .bool(false), "meta-training inner loops also train on the episode's queries (the paper's larger training shots: 10 Omniglot, 15 miniImageNet)"),
+        HyperParameterSpec("train_on_queries", .bool(true), "meta-training inner loops train on the episode's support and query images (the paper's larger training shots: 10 Omniglot, 15 miniImageNet); false: the support set only"),
         HyperParameterSpec("outer_lr", .double(1.0), in: .learningRate, "outer step size ε₀, annealed linearly to 0 over the iterations (paper: 1.0)"),
-        HyperParameterSpec("transductive", .bool(true), "batch norm uses query-batch statistics (false: the support set's)"),
+        BatchNormMode.adaptationSpec,
     ] + BackboneOptions.specs
 
     public init(_ p: HyperParameters, _ setting: LearnerSetting) throws {
@@ -70,10 +83,12 @@ public final class Reptile: MetaLearner {
         innerLearningRate = Float(try p.positiveDouble("inner_lr"))
         innerSteps = try p.int("inner_steps", atLeast: 1)
         innerBatch = try p.int("inner_batch", atLeast: 0)
+        evalInnerBatch = try p.int("eval_inner_batch", atLeast: 0)
+        innerSampling = try BatchSampling.parse(p, "inner_batches")
         evalInnerLearningRate = Float(try p.positiveDouble("eval_inner_lr"))
         evalInnerSteps = try p.int("eval_inner_steps", atLeast: 1)
         outerLearningRate = Float(try p.positiveDouble("outer_lr"))
-        transductive = p.bool("transductive")
+        transductive = try BatchNormMode.parse(p, [.transductive, .support]).isTransductive
         trainOnQueries = p.bool("train_on_queries")
         plannedIterations = max(1, setting.iterations)
         metaBatchSize = max(1, setting.metaBatch)
@@ -91,10 +106,16 @@ public final class Reptile: MetaLearner {
     }
 
     /// The image indices of each of `steps` inner steps over a support set of `count` images: all of them
-    /// in order when `batch` is 0 or at least `count`, else consecutive runs of `batch` indices from
-    /// reshuffled passes over the set (a batch may span two passes), as the reference implementation draws.
-    public static func innerBatches(count: Int, batch: Int, steps: Int, using rng: inout SeededGenerator) -> [[Int]] {
+    /// in order when `batch` is 0 or at least `count`; else, with `.passes`, consecutive runs of `batch`
+    /// indices from reshuffled passes over the set (a batch may span two passes), as the reference
+    /// implementation draws by default, and with `.independent` `batch` distinct indices drawn afresh for
+    /// each step (its `--replacement`).
+    public static func innerBatches(count: Int, batch: Int, steps: Int, sampling: BatchSampling = .passes,
+                                    using rng: inout SeededGenerator) -> [[Int]] {
         guard batch > 0, batch < count else { return Array(repeating: Array(0..<count), count: steps) }
+        if sampling == .independent {
+            return (0..<steps).map { _ in BatchSampling.distinct(batch, of: count, using: &rng) }
+        }
         var batches: [[Int]] = []
         var current: [Int] = []
         var order = Array(0..<count)
@@ -151,7 +172,8 @@ public final class Reptile: MetaLearner {
             data.pixels += episode.query.pixels
             data.labels += episode.query.labels
         }
-        let batches = Self.innerBatches(count: data.count, batch: innerBatch, steps: innerSteps, using: &rng)
+        let batches = Self.innerBatches(count: data.count, batch: innerBatch, steps: innerSteps, sampling: innerSampling,
+                                        using: &rng)
         let phi = adapt(theta, support: data, batches: batches, learningRate: innerLearningRate)
         return withoutGradients {
             let logits = queryLogits(phi, support: episode.support.tensor, query: episode.query.tensor)
@@ -203,7 +225,8 @@ public final class Reptile: MetaLearner {
         }
         // The same minibatch stream for every evaluation episode, so a classifier depends only on its support set.
         var rng = SeededGenerator(seed: seed, "reptile-eval-batches")
-        let batches = Self.innerBatches(count: support.count, batch: innerBatch, steps: evalInnerSteps, using: &rng)
+        let batches = Self.innerBatches(count: support.count, batch: evalInnerBatch, steps: evalInnerSteps,
+                                        sampling: innerSampling, using: &rng)
         let fast = adapt(model.parameters, support: support, batches: batches, learningRate: evalInnerLearningRate)
         let supportTensor = support.tensor
         return ClosureClassifier { query in self.queryLogits(fast, support: supportTensor, query: query) }

@@ -80,7 +80,65 @@ struct ClosureClassifier: EpisodeClassifier {
     func logits(queries: Tensor) throws -> Tensor { try withoutGradients { try score(queries) } }
 }
 
+/// How batch norm normalises: the `batch_norm` hyperparameter every learner takes.
+public enum BatchNormMode: String, Sendable, CaseIterable {
+    /// Running averages of training statistics at evaluation (a torch module in eval mode); during training
+    /// the metric learners normalise support and queries together as one batch, as their reference code does.
+    case running
+    /// Every batch with its own statistics, in training and at evaluation (a torch module in train mode):
+    /// the support set and the queries are normalised as two separate batches.
+    case transductive
+    /// MAML's family without transductive queries: the queries are normalised with the adapted weights'
+    /// statistics of the support set, so each query is scored independently.
+    case support
+
+    /// Whether the classifier uses statistics of the query batch.
+    public var isTransductive: Bool { self == .transductive }
+
+    /// The `batch_norm` hyperparameter of learners that keep running statistics (the metric learners and
+    /// the baselines).
+    static let runningSpec = HyperParameterSpec(
+        "batch_norm", .string("running"), oneOf: ["running", "transductive"],
+        "running: evaluation uses running averages (torch eval mode) and training normalises support and queries as one batch; transductive: support and queries each with their own batch statistics, in training and evaluation (torch train mode)")
+
+    /// The `batch_norm` hyperparameter of the fine-tuning baselines (pre-training always normalises each
+    /// batch with its own statistics).
+    static let fineTuningSpec = HyperParameterSpec(
+        "batch_norm", .string("running"), oneOf: ["running", "transductive"],
+        "features at evaluation: running: with the running averages of pre-training (torch eval mode); transductive: support and queries each with their own batch statistics (torch train mode)")
+
+    /// The `batch_norm` hyperparameter of MAML's family (no running statistics: every batch uses its own).
+    static let adaptationSpec = HyperParameterSpec(
+        "batch_norm", .string("transductive"), oneOf: ["transductive", "support"],
+        "transductive: queries normalised with their own batch statistics (the reference implementations); support: with the adapted weights' statistics of the support set")
+
+    /// The mode a learner was given.
+    static func parse(_ p: HyperParameters, _ choices: [BatchNormMode]) throws -> BatchNormMode {
+        try BatchNormMode(rawValue: p.choice("batch_norm", choices.map(\.rawValue))) ?? choices[0]
+    }
+}
+
 extension Conv4 {
+    /// Embeddings of a training episode's support set and queries in training mode, with the batch
+    /// statistics of each batch normalised and its image count: `.running` embeds them as one batch (the
+    /// reference code of the metric learners), the other modes as two batches, each with its own statistics.
+    func embedTrainingEpisode(support: Tensor, queries: Tensor, parameters p: Parameters, mode: BatchNormMode)
+        -> (support: Tensor, queries: Tensor, statistics: [([ChannelStatistics], Int)]) {
+        let ns = support.shape[0], nq = queries.shape[0]
+        if mode == .running {
+            let r = forward(Tensor.concat([support, queries], axis: 0), parameters: p, normalization: .batch)
+            return (r.output.slice(axis: 0, 0..<ns), r.output.slice(axis: 0, ns..<(ns + nq)), [(r.statistics, ns + nq)])
+        }
+        let s = forward(support, parameters: p, normalization: .batch)
+        let q = forward(queries, parameters: p, normalization: .batch)
+        return (s.output, q.output, [(s.statistics, ns), (q.statistics, nq)])
+    }
+
+    /// The normalisation of evaluation batches: the running statistics, or each batch's own.
+    func evaluationNormalization(_ mode: BatchNormMode) -> NormalizationMode {
+        mode == .running ? .given(runningStatistics) : .batch
+    }
+
     /// Query logits with fast weights: batch norm uses the query batch's own statistics when transductive
     /// (MAML's reference setting), else the adapted model's statistics on the support set, so each query
     /// is scored independently.
@@ -90,5 +148,28 @@ extension Conv4 {
         }
         let stats = withoutGradients { forward(support, parameters: fast, normalization: .batch).statistics }
         return forward(query, parameters: fast, normalization: .given(stats)).output
+    }
+}
+
+/// How a learner draws mini-batches from a small set (Reptile's inner steps, the baselines' fine-tuning).
+public enum BatchSampling: String, Sendable, CaseIterable {
+    /// Reshuffled passes over the set, cut into consecutive batches.
+    case passes
+    /// Each batch drawn afresh: distinct indices, uniformly.
+    case independent
+
+    static func parse(_ p: HyperParameters, _ key: String) throws -> BatchSampling {
+        try BatchSampling(rawValue: p.choice(key, allCases.map(\.rawValue))) ?? .passes
+    }
+
+    /// `k` distinct indices of 0..<`n`, uniformly (a partial Fisher–Yates shuffle), in the order drawn.
+    static func distinct(_ k: Int, of n: Int, using rng: inout SeededGenerator) -> [Int] {
+        var pool = Array(0..<n)
+        let k = min(k, n)
+        for i in 0..<k {
+            let j = i + Int(rng.next(upperBound: UInt64(n - i)))
+            pool.swapAt(i, j)
+        }
+        return Array(pool[0..<k])
     }
 }

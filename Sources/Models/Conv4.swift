@@ -107,11 +107,17 @@ public final class Conv4: FunctionalModel {
         return ForwardResult(output: output, features: features, statistics: stats)
     }
 
-    /// Folds batch statistics into the running averages: r ← (1 − m)·r + m·s, with the unbiased variance.
+    /// Folds batch statistics of `count` images into the running averages: r ← (1 − m)·r + m·s, with the
+    /// unbiased variance over the n = count × height × width values each channel of a layer normalises
+    /// (torch's `BatchNorm2d`).
     public func updateRunningStatistics(_ batch: [ChannelStatistics], count: Int, momentum: Float = 0.1) {
         guard batch.count == runningStatistics.count else { return }
-        let correction = count > 1 ? Float(count) / Float(count - 1) : 1
+        var (h, w) = imageSize
         for i in 0..<batch.count {
+            if downsampling == .strided { h = (h - 1) / 2 + 1; w = (w - 1) / 2 + 1 }
+            let n = Double(count) * Double(h) * Double(w)
+            let correction = n > 1 ? Float(n / (n - 1)) : 1
+            if downsampling == .maxPool { h /= 2; w /= 2 }
             for c in 0..<width {
                 runningStatistics[i].mean[c] = (1 - momentum) * runningStatistics[i].mean[c] + momentum * batch[i].mean[c]
                 runningStatistics[i].variance[c] = (1 - momentum) * runningStatistics[i].variance[c]

@@ -10,14 +10,19 @@ public protocol UpdateRule {
                 state: inout [[Float]], step t: Int, learningRate lr: Float)
 }
 
-/// Stochastic gradient descent with momentum and weight decay (PyTorch's formulation):
-/// g ← g + λθ; b ← μb + g; θ ← θ − η·b (θ ← θ − η·g without momentum).
+/// Stochastic gradient descent with momentum, dampening, weight decay and Nesterov momentum, as PyTorch's
+/// `torch.optim.SGD` computes it: g ← g + λθ; b ← g at the first step, else μb + (1 − τ)g;
+/// d ← g + μb with Nesterov, else b; θ ← θ − η·d (θ ← θ − η·g without momentum).
 public struct SGD: UpdateRule {
     public var momentum: Float
+    public var dampening: Float
     public var weightDecay: Float
-    public init(momentum: Float = 0, weightDecay: Float = 0) {
+    public var nesterov: Bool
+    public init(momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
         self.momentum = momentum
+        self.dampening = dampening
         self.weightDecay = weightDecay
+        self.nesterov = nesterov
     }
     public var stateNames: [String] { momentum != 0 ? ["momentum"] : [] }
     public func update(value: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>,
@@ -27,11 +32,12 @@ public struct SGD: UpdateRule {
             for i in 0..<n { value[i] -= lr * (gradient[i] + weightDecay * value[i]) }
             return
         }
+        let (mu, keep) = (momentum, 1 - dampening)
         state[0].withUnsafeMutableBufferPointer { b in
             for i in 0..<n {
                 let g = gradient[i] + weightDecay * value[i]
-                b[i] = t == 1 ? g : momentum * b[i] + g
-                value[i] -= lr * b[i]
+                b[i] = t == 1 ? g : mu * b[i] + keep * g
+                value[i] -= lr * (nesterov ? g + mu * b[i] : b[i])
             }
         }
     }

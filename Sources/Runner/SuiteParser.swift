@@ -10,7 +10,7 @@ struct SuiteParser {
 
     static let topKeys = ["name", "description", "exact", "dataset", "normalization", "settings", "learners",
                           "training", "evaluation", "seeds", "published"]
-    static let datasetKeys = ["path", "image_size", "rotations", "labels_prefix", "variant", "splits"]
+    static let datasetKeys = ["path", "image_size", "resize", "rotations", "labels_prefix", "variant", "splits"]
     static let splitKeys = ["train", "val", "test"]
     static let settingKeys = ["ways", "shots", "queries", "train_ways", "train_shots", "train_queries"]
     static let learnerKeys = ["name", "label", "hyperparameters", "training"]
@@ -147,6 +147,18 @@ struct SuiteParser {
             if spec.path.isEmpty { throw SuiteError(file: file, line: line(p.value), "dataset.path: expected a path or 'embedded', got an empty string") }
         }
         if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "dataset.image_size", in: SuiteLimits.imageSize) }
+        if let v = m["resize"] {
+            let name = try string(v.value, "dataset.resize")
+            guard let mode = ResizeMode(rawValue: name) else {
+                throw SuiteError(file: file, line: line(v.value),
+                                 "dataset.resize: expected one of \(ResizeMode.names), got '\(Self.printable(name))'")
+            }
+            guard spec.options.imageSize != nil else {
+                throw SuiteError(file: file, line: line(v.value),
+                                 "dataset.resize: needs dataset.image_size (it chooses how images are resized)")
+            }
+            spec.options.resize = mode
+        }
         if let v = m["rotations"] { spec.options.rotations = try bool(v.value, "dataset.rotations") }
         if let v = m["labels_prefix"] { spec.options.labelsPrefix = try string(v.value, "dataset.labels_prefix") }
         if let v = m["variant"] { spec.options.variant = try string(v.value, "dataset.variant") }

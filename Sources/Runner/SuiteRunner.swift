@@ -347,8 +347,8 @@ public final class SuiteRunner {
         result.trainingSeconds = Double(trainingNanoseconds) / 1e9
 
         // Evaluation on the suite's test episodes: the same for every learner.
-        let testSampler = try EpisodeSampler(split: plan.test, imageShape: plan.dataset.imageShape,
-                                             settings: evalSettings, seed: config.evaluation.seed)
+        let testSampler = try EvaluationEpisodes.sampler(plan: plan, setting: setting, normalization: normalization,
+                                                         seed: config.evaluation.seed)
         let outcome = try evaluate(learner: learner, label: entry.label, sampler: testSampler,
                                    episodes: config.evaluation.episodes, memory: memory, showProgress: true)
         result.episodeCorrect = outcome.correct

@@ -17,8 +17,11 @@ extension Bench {
             @Argument(help: "A torchmeta dataset folder (Omniglot, miniImageNet, tieredImageNet, cifar100) or a MetaBench .h5 file.")
             var path: String
 
-            @Option(help: "Resize images to N×N (area averaging).")
+            @Option(help: "Resize images to N×N (with --resize).")
             var imageSize: Int?
+
+            @Option(help: "How --image-size resizes: area (exact area averaging, kept as floats), bilinear (antialiased, as PyTorch), or area-uint8 (area averaging rounded to bytes).")
+            var resize: ResizeMode?
 
             @Flag(help: "Add 90/180/270-degree rotations as extra classes.")
             var rotations = false
@@ -33,13 +36,17 @@ extension Bench {
                 if let size = imageSize, size <= 0 {
                     throw ValidationError("--image-size must be positive, got \(size)")
                 }
+                if let resize, imageSize == nil {
+                    throw ValidationError("--resize \(resize.rawValue) needs --image-size (it chooses how images are resized)")
+                }
                 if let variant, !["cifar-fs", "fc100"].contains(variant) {
                     throw ValidationError("--variant must be cifar-fs or fc100, got '\(variant)'")
                 }
             }
 
             func run() throws {
-                let options = LoadOptions(imageSize: imageSize, rotations: rotations, labelsPrefix: labelsPrefix, variant: variant)
+                let options = LoadOptions(imageSize: imageSize, resize: resize ?? .area, rotations: rotations,
+                                          labelsPrefix: labelsPrefix, variant: variant)
                 let dataset = try DatasetLoader.load(path, options: options)
                 print(Inspect.report(dataset, path: path), terminator: "")
             }
@@ -54,8 +61,11 @@ extension Bench {
                     "layout: \(dataset.layout)",
                     "name: \(dataset.name)",
                     "image shape: \(dataset.imageShape)",
-                    "splits:",
                 ]
+                if dataset.splits.contains(where: { $0.classes.contains { $0.storage.bytesPerValue > 1 } }) {
+                    lines.append("pixels: float32 in [0, 1] (resized in floating point)")
+                }
+                lines.append("splits:")
                 for split in dataset.splits {
                     lines.append("  \(split.name): \(split.classes.count) classes, \(range(split.imagesPerClass)) images per class")
                 }
@@ -82,3 +92,5 @@ extension Bench {
         }
     }
 }
+
+extension ResizeMode: ExpressibleByArgument {}

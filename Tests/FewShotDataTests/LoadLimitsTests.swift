@@ -16,11 +16,14 @@ final class LoadLimitsTests: XCTestCase {
     func testImageSizeWithinBoundsButBeyondTheMemoryBudget() throws {
         let path = try SharedData.path("layout-fixtures/cifar100")
         try withMemoryBudget(100 << 20) {
-            // 288 images × 3 channels × 4096² = 13.5 GiB.
-            XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 4096))) as? DataError,
+            // 288 images × 3 channels × 4096² = 13.5 GiB as bytes, 54 GiB as floats (the default resize, area).
+            XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 4096, resize: .areaUInt8))) as? DataError,
                            .invalidOptions("image_size 4096: 288 images of 3 channel(s) at 4096×4096 need 13.5 GiB, "
                                            + "more than the memory budget of 100.0 MiB"))
-            XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 512, rotations: true))) as? DataError,
+            XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 4096))) as? DataError,
+                           .invalidOptions("image_size 4096: 288 images of 3 channel(s) at 4096×4096 as 4-byte floats (resize area) "
+                                           + "need 54.0 GiB, more than the memory budget of 100.0 MiB"))
+            XCTAssertEqual(thrownError(try DatasetLoader.load(path, options: LoadOptions(imageSize: 512, resize: .areaUInt8, rotations: true))) as? DataError,
                            .invalidOptions("image_size 512: 288 images of 3 channel(s) at 512×512 with rotations need 864.0 MiB, "
                                            + "more than the memory budget of 100.0 MiB"))
             XCTAssertEqual(try DatasetLoader.load(path, options: LoadOptions(imageSize: 64)).imageShape,

@@ -29,7 +29,7 @@ final class ReaderTests: XCTestCase {
     }
 
     func testOmniglotResizedTo28() throws {
-        let dataset = try DatasetLoader.load(try SharedData.path("omniglot-small"), options: LoadOptions(imageSize: 28))
+        let dataset = try DatasetLoader.load(try SharedData.path("omniglot-small"), options: LoadOptions(imageSize: 28, resize: .areaUInt8))
         XCTAssertEqual(dataset.imageShape, ImageShape(channels: 1, height: 28, width: 28))
         let cls = try dataset.split(named: "train").classes[0]
         XCTAssertEqual(cls.count, 20)
@@ -53,7 +53,7 @@ final class ReaderTests: XCTestCase {
     }
 
     func testOmniglotRotations() throws {
-        let dataset = try DatasetLoader.load(try SharedData.path("omniglot-small"), options: LoadOptions(imageSize: 28, rotations: true))
+        let dataset = try DatasetLoader.load(try SharedData.path("omniglot-small"), options: LoadOptions(imageSize: 28, resize: .areaUInt8, rotations: true))
         let train = try dataset.split(named: "train")
         XCTAssertEqual(train.classes.count, 4 * 183)
         XCTAssertEqual(try dataset.split(named: "test").classes.count, 4 * 59)
@@ -158,7 +158,7 @@ final class ReaderTests: XCTestCase {
                                              options: LoadOptions(imageSize: 16, rotations: true))
         XCTAssertEqual(dataset.imageShape, ImageShape(channels: 3, height: 16, width: 16))
         XCTAssertEqual(dataset.splits.map(\.classes.count), [48, 24, 24])
-        XCTAssertTrue(dataset.splits.allSatisfy { $0.classes.allSatisfy { $0.pixels.count == 12 * 3 * 16 * 16 } })
+        XCTAssertTrue(dataset.splits.allSatisfy { $0.classes.allSatisfy { $0.storage.count == 12 * 3 * 16 * 16 } })
     }
 
     private func rgb(_ cls: ImageClass, image: Int, y: Int, x: Int, size: Int) -> [UInt8] {

@@ -14,7 +14,7 @@ final class MAMLTests: XCTestCase {
         let name = firstOrder ? "fomaml" : "maml"
         let learner = try LearnerRegistry.builtIn.descriptor(named: name).instantiate(
             ["width": .int(4), "downsampling": .string("strided"), "inner_steps": .int(innerSteps),
-             "inner_lr": .double(0.1), "transductive": .bool(transductive)], setting: setting)
+             "inner_lr": .double(0.1), "batch_norm": .string(transductive ? "transductive" : "support")], setting: setting)
         return try XCTUnwrap(learner as? MAML)
     }
 
@@ -132,26 +132,27 @@ final class MAMLTests: XCTestCase {
     }
 
     /// 80 iterations of 4 episodes, then 50 test episodes (5-way 1-shot, width 16, α = 0.1). Chance is
-    /// 0.2, but the untrained initialisation adapted on the support set already scores about 0.5, so
-    /// MAML must clearly beat that; first-order MAML learns more slowly and is held to beating chance.
+    /// 0.2, but the untrained initialisation adapted on the support set already scores about 0.5 on the
+    /// same episodes, so each learner must beat its own untrained score clearly, not just chance (about 0.78 → 0.90 for
+    /// MAML and → 0.84 for first-order MAML).
     func testMAMLAndFirstOrderMAMLLearnEmbeddedGlyphs() throws {
         let train = SamplerSource(sampler: try Embedded.sampler("train", queries: 3, seed: 3))
         let test = try Embedded.sampler("test", queries: 3)
-        var untrained = 0.0
         for name in ["maml", "fomaml"] {
             let learner = try LearnerRegistry.builtIn.descriptor(named: name).instantiate(
                 ["width": .int(16), "inner_lr": .double(0.1), "eval_inner_lr": .double(0.1)],
                 setting: Embedded.setting(queries: 3, metaBatch: 4, iterations: 80))
-            if name == "maml" { untrained = try meanAccuracy(learner, test, episodes: 50) }
+            let untrained = try meanAccuracy(learner, test, episodes: 50)
             for iteration in 0..<80 {
                 let stats = try learner.trainStep(iteration: iteration, source: train)
                 XCTAssertTrue(stats.loss.isFinite)
             }
             let accuracy = try meanAccuracy(learner, test, episodes: 50)
-            XCTAssertGreaterThan(accuracy, 0.35, "\(name): mean test accuracy \(accuracy) (chance 0.2)")
-            if name == "maml" {
-                XCTAssertGreaterThan(accuracy, untrained + 0.1, "maml: \(accuracy) after training, \(untrained) before")
-            }
+            print("\(name): 5-way 1-shot test accuracy \(untrained) untrained, \(accuracy) after 80 iterations")
+            // 50 episodes of 15 queries: the 95% interval of each mean is about ±0.03, so a gain of 0.05 (first
+            // order, which learns more slowly) or 0.1 (second order) is well outside the noise.
+            let margin = name == "maml" ? 0.1 : 0.05
+            XCTAssertGreaterThan(accuracy, untrained + margin, "\(name): \(accuracy) after training, \(untrained) before (chance 0.2)")
         }
     }
 

@@ -17,7 +17,8 @@ final class MatchingNetTests: XCTestCase {
         }
         let ns = e.support.count
         let s = embedded.slice(axis: 0, 0..<ns), q = embedded.slice(axis: 0, ns..<embedded.shape[0])
-        let a = MatchingNet.attention(queries: q, support: s)
+        let scale: Float = 3
+        let a = MatchingNet.attention(queries: q, support: s, scale: scale)
         XCTAssertEqual(a.shape, [e.query.count, ns])
         for r in 0..<a.shape[0] {
             XCTAssertEqual(a.scalars[(r * ns)..<((r + 1) * ns)].reduce(0, +), 1, accuracy: 1e-5)
@@ -31,7 +32,7 @@ final class MatchingNetTests: XCTestCase {
                 let x = row(q, r), y = row(s, i)
                 return zip(x, y).map(*).reduce(0, +) / (norm(x) * norm(y))
             }
-            let exps = cos.map { Foundation.exp($0) }
+            let exps = cos.map { Foundation.exp(scale * $0) }
             let attention = exps.map { $0 / exps.reduce(0, +) }
             for i in 0..<ns { XCTAssertEqual(a.scalars[r * ns + i], attention[i], accuracy: 1e-4) }
         }

@@ -55,7 +55,51 @@ final class ProtoNetTests: XCTestCase {
         assertClose(first, all.slice(axis: 0, 0..<1), tolerance: 1e-5)
     }
 
+    /// `batch_norm: transductive`: in training the support set and the queries are normalised as two
+    /// batches (the loss equals one computed from two separate forward passes, not from one joint batch),
+    /// and at evaluation the queries share their batch's statistics. Matching Networks alike.
+    func testTransductiveBatchNormEmbedsSupportAndQueriesAsTwoBatches() throws {
+        let e = try evaluationEpisodes(ways: 4, shots: 2, queries: 3).episode(5)
+        for name in ["protonet", "matchingnet"] {
+            for mode in ["running", "transductive"] {
+                let learner = try makeLearner(name, small.merging(["batch_norm": .string(mode)]) { $1 })
+                XCTAssertEqual(learner.isTransductive, mode == "transductive", name)
+                let model = (learner as? ProtoNet)?.model ?? (learner as! MatchingNet).model
+                let p = model.parameters
+                let (s, q): (Tensor, Tensor) = withoutGradients {
+                    if mode == "transductive" {
+                        return (model.forward(e.support.tensor, parameters: p, normalization: .batch).output,
+                                model.forward(e.query.tensor, parameters: p, normalization: .batch).output)
+                    }
+                    let joint = model.forward(Tensor.concat([e.support.tensor, e.query.tensor], axis: 0), parameters: p,
+                                              normalization: .batch).output
+                    return (joint.slice(axis: 0, 0..<e.support.count), joint.slice(axis: 0, e.support.count..<joint.shape[0]))
+                }
+                let expected: Tensor
+                let loss: Float
+                if let proto = learner as? ProtoNet {
+                    expected = ProtoNet.logits(queries: q, prototypes: ProtoNet.prototypes(s, labels: e.support.labels, ways: e.ways))
+                    loss = proto.episodeGradient(p, episode: e).loss
+                } else {
+                    let matching = learner as! MatchingNet
+                    expected = withoutGradients { matching.logits(p, support: s, labels: e.support.labels, queries: q, ways: e.ways) }
+                    loss = withoutGradients { matching.episodeLoss(p, episode: e).loss.item }
+                }
+                let byHand = withoutGradients { Tensor.crossEntropy(logits: expected, labels: e.query.labels).item }
+                XCTAssertEqual(loss, byHand, accuracy: 1e-5 * max(1, abs(byHand)), "\(name) \(mode): training loss")
+                if mode == "transductive" {
+                    let logits = try learner.adapt(support: e.support, ways: e.ways).logits(queries: e.query.tensor)
+                    assertClose(logits, expected, tolerance: 1e-3)
+                    let firstTwo = try learner.adapt(support: e.support, ways: e.ways).logits(queries: e.query.tensor.slice(axis: 0, 0..<2))
+                    XCTAssertNotEqual(firstTwo.scalars, Array(logits.scalars.prefix(2 * e.ways)), "\(name): queries share statistics")
+                }
+            }
+        }
+    }
+
     func testBadHyperparametersNameTheKey() {
+        assertHyperParameterError("protonet", ["batch_norm": .string("support")], names: "batch_norm")
+        assertHyperParameterError("matchingnet", ["attention_scale": .double(0)], names: "attention_scale")
         assertHyperParameterError("protonet", ["lr": .double(-0.1)], names: "lr")
         assertHyperParameterError("protonet", ["lr_decay_every": .int(-1)], names: "lr_decay_every")
         assertHyperParameterError("protonet", ["lr_decay": .double(0)], names: "lr_decay")

@@ -111,10 +111,12 @@ final class TorchReferenceTests: XCTestCase {
         assertMatches(delta, try r.parameters("reptile_sgd/delta", names: theta.names), "reptile φ − θ")
     }
 
+    /// The reference was computed with the paper's raw cosines (attention scale 1); the trajectory tests
+    /// check the default scale.
     func testMatchingNetMatchesPyTorch() throws {
         let (r, episode) = try reference()
         let matching = try MatchingNet(HyperParameters(learner: "matchingnet", specs: MatchingNet.hyperparameters,
-                                                       given: ["width": .int(8)]), setting())
+                                                       given: ["width": .int(8), "attention_scale": .double(1)]), setting())
         let theta = try r.loadTheta(into: matching.model)
         let loss = matching.episodeLoss(theta, episode: episode).loss
         XCTAssertEqual(loss.item, try r.scalar("matchingnet/loss"), accuracy: 1e-5, "Matching Networks query loss")

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The parity table: MetaBench's results.json beside pytorch_parity.py's JSON, one row per learner x setting.
+
+    python Benchmarks/Parity/table.py results/parity parity-pytorch.json
+
+For each learner label and setting found on both sides: accuracy ± 95% CI half-width on each side (episodes
+pooled over the seeds, 1.96*std/sqrt(n), as MetaBench's report), the difference PyTorch - MetaBench, the
+combined interval sqrt(ci1^2 + ci2^2) and whether |difference| is within it, then each side's per-seed
+accuracies (their spread shows how much of a difference one training seed can make). Plain Python; no
+PyTorch needed. Exit status 1 when an input cannot be read.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+
+def summary(accuracies):
+    """Mean and 95% CI half-width 1.96*std/sqrt(n) (sample standard deviation), in percent."""
+    n = len(accuracies)
+    mean = sum(accuracies) / n
+    std = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (n - 1)) if n > 1 else 0.0
+    return 100 * mean, 100 * 1.96 * std / math.sqrt(n) if n > 1 else 0.0
+
+
+def metabench_rows(path):
+    """{(label, setting): {...}} from a MetaBench results.json (or the folder holding it): completed cells of
+    the same label and evaluation setting pooled over seeds."""
+    file = os.path.join(path, "results.json") if os.path.isdir(path) else path
+    with open(file) as f:
+        results = json.load(f)
+    if "cells" not in results:
+        raise ValueError(f"{file}: not a MetaBench results.json (no cells)")
+    rows, problems = {}, []
+    for cell in results["cells"]:
+        config = cell["config"]
+        setting = config["setting"]
+        key = (config["label"], f"{setting['ways']}w{setting['shots']}s")
+        if cell["status"] != "completed":
+            problems.append(f"MetaBench {key[0]} {key[1]} seed {config['seed']}: {cell['status']}"
+                            + (f" ({cell['message']})" if cell.get("message") else ""))
+            continue
+        row = rows.setdefault(key, {"queries": setting["queries"], "seeds": [], "episodes": [], "training": 0.0,
+                                    "hyperparameters": config["hyperparameters"],
+                                    "budget": (config["training"]["iterations"], config["training"]["metaBatch"],
+                                               setting["trainWays"], setting["trainShots"], setting["trainQueries"])})
+        row["seeds"].append((config["seed"], 100 * sum(cell["episodeAccuracies"]) / len(cell["episodeAccuracies"])))
+        row["episodes"] += cell["episodeAccuracies"]
+        row["training"] += cell["trainingSeconds"]
+        row["count"] = len(cell["episodeAccuracies"])
+    for row in rows.values():
+        row["accuracy"], row["ci95"] = summary(row["episodes"])
+    return rows, problems
+
+
+def pytorch_rows(path):
+    with open(path) as f:
+        results = json.load(f)
+    if results.get("format") != "metabench-parity-pytorch-v1":
+        raise ValueError(f"{path}: not a pytorch_parity.py results file")
+    rows = {}
+    for r in results["results"]:
+        rows[(r["label"], r["setting"])] = {
+            "queries": r["queries"], "accuracy": r["accuracy"], "ci95": r["ci95"], "count": r["episodes"],
+            "seeds": [(s["seed"], s["accuracy"]) for s in r["per_seed"]], "training": r["training_seconds"],
+            "hyperparameters": r["hyperparameters"],
+            "budget": (r["iterations"], r["meta_batch"], r["ways"], r["shots"], r["queries"])}
+    return rows
+
+
+def protocol_differences(key, m, p):
+    """What differs between the two sides' protocols for one row: hyperparameters and training budget."""
+    out = []
+    mh, ph = m["hyperparameters"], p["hyperparameters"]
+    for name in sorted(set(mh) | set(ph)):
+        if name not in ph or name not in mh:
+            out.append(f"{key[0]} {key[1]}: hyperparameter {name} only in {'MetaBench' if name in mh else 'PyTorch'}")
+        elif mh[name] != ph[name] and not (isinstance(mh[name], (int, float)) and isinstance(ph[name], (int, float))
+                                           and math.isclose(mh[name], ph[name])):
+            out.append(f"{key[0]} {key[1]}: hyperparameter {name} is {mh[name]!r} in MetaBench, {ph[name]!r} in PyTorch")
+    if m["budget"] != p["budget"]:
+        out.append(f"{key[0]} {key[1]}: training (iterations, meta-batch, ways, shots, queries) is {m['budget']} in "
+                   f"MetaBench, {p['budget']} in PyTorch")
+    return out
+
+
+def table(metabench, pytorch):
+    lines = ["| learner | setting | MetaBench | PyTorch | difference | combined CI | within | "
+             "MetaBench seeds | PyTorch seeds | train s (MB / PT) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    # Learners in the order the results list them (the suite's), settings by ways.
+    learners = list(dict.fromkeys([label for label, _ in metabench] + [label for label, _ in pytorch]))
+    keys = sorted(set(metabench) | set(pytorch),
+                  key=lambda k: (learners.index(k[0]), int(k[1].split("w")[0]), k[1]))
+    for key in keys:
+        m, p = metabench.get(key), pytorch.get(key)
+        if not m or not p:
+            notes.append(f"{key[0]} {key[1]}: only in {'MetaBench' if m else 'PyTorch'}'s results")
+            continue
+        if m["queries"] != p["queries"] or m["count"] != p["count"]:
+            notes.append(f"{key[0]} {key[1]}: MetaBench has {m['count']} episodes of {m['queries']} queries per "
+                         f"class, PyTorch {p['count']} of {p['queries']}: not the same episodes")
+        notes += protocol_differences(key, m, p)
+        difference = p["accuracy"] - m["accuracy"]
+        combined = math.sqrt(m["ci95"] ** 2 + p["ci95"] ** 2)
+
+        def seeds(row):
+            return ", ".join(f"{accuracy:.1f}" for _, accuracy in sorted(row["seeds"]))
+        lines.append(f"| {key[0]} | {key[1]} | {m['accuracy']:.2f} ± {m['ci95']:.2f} | "
+                     f"{p['accuracy']:.2f} ± {p['ci95']:.2f} | {difference:+.2f} | {combined:.2f} | "
+                     f"{'yes' if abs(difference) <= combined else 'no'} | {seeds(m)} | {seeds(p)} | "
+                     f"{m['training']:.0f} / {p['training']:.0f} |")
+    return "\n".join(lines), notes
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("metabench", help="MetaBench's results.json, or the folder holding it (results/parity)")
+    parser.add_argument("pytorch", help="the JSON pytorch_parity.py wrote")
+    args = parser.parse_args()
+    try:
+        metabench, problems = metabench_rows(args.metabench)
+        pytorch = pytorch_rows(args.pytorch)
+    except (OSError, ValueError, KeyError, ZeroDivisionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    text, notes = table(metabench, pytorch)
+    print(text)
+    if problems or notes:
+        print("")
+    for note in problems + notes:
+        print(f"note: {note}")
+
+
+if __name__ == "__main__":
+    main()
