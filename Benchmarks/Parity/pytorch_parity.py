@@ -39,7 +39,7 @@ BACKBONE = {"width": 64, "downsampling": "maxpool"}
 MAML = {"inner_lr": 0.4, "inner_steps": 1, "eval_inner_lr": 0.4, "eval_inner_steps": 3, "meta_lr": 0.001,
         "batch_norm": "transductive", **BACKBONE}
 ADAM = {"lr": 0.001, "lr_decay": 0.5}
-BASELINE = {"batch_size": 64, **ADAM, "lr_decay_every": 0, "finetune_lr": 0.01, "finetune_steps": 200,
+BASELINE = {"batch_size": 64, **ADAM, "lr_decay_every": 0, "finetune_lr": 0.01, "finetune_steps": 0,
             "finetune_batch": 4, "finetune_batches": "passes", "finetune_momentum": 0.9,
             "finetune_dampening": 0.9, "finetune_weight_decay": 0.001, "finetune_nesterov": False,
             "batch_norm": "running", **BACKBONE}
@@ -458,7 +458,7 @@ class LinearHead:
 class BaselineLearner(Learner):
     """Baseline / Baseline++ (Chen et al., ICLR 2019): pre-train Conv4 + head on all training classes (Adam,
     batches drawn uniformly with replacement over the split's images), then per episode a new head trained
-    by torch.optim.SGD on the frozen support features for `finetune_steps` steps of `finetune_batch` examples."""
+    by torch.optim.SGD on the frozen support features for `finetune_steps` steps of `finetune_batch` examples (0: 100 passes over the support set)."""
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -497,7 +497,9 @@ class BaselineLearner(Learner):
                                     dampening=hp["finetune_dampening"], weight_decay=hp["finetune_weight_decay"],
                                     nesterov=hp["finetune_nesterov"])
         rng = np.random.default_rng([self.seed, 2, index])
-        for indices in finetune_batches(len(sy), hp["finetune_batch"], hp["finetune_steps"],
+        # finetune_steps 0: 100 passes over the support set (CloserLookFewShot's 100 epochs).
+        steps = hp["finetune_steps"] or 100 * -(-len(sy) // hp["finetune_batch"])
+        for indices in finetune_batches(len(sy), hp["finetune_batch"], steps,
                                         hp["finetune_batches"], rng):
             indices = torch.as_tensor(indices)
             optimizer.zero_grad()

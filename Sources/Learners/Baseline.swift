@@ -9,10 +9,9 @@ import Models
 /// (Adam). Adaptation: the support features f(x_i) (no gradients) train a new head by PyTorch's SGD
 /// (`torch.optim.SGD`: momentum 0.9, dampening 0.9 and weight decay 0.001 as the reference code's
 /// `baselinefinetune.py`, optional Nesterov) for `finetune_steps` optimizer steps, each on a mini-batch of
-/// `finetune_batch` (4) support examples (200 steps by default: the reference code's 100 epochs at 5-way
-/// 1-shot): consecutive batches of reshuffled passes over the support set, the
-/// last of a pass possibly smaller, as the reference loop cuts them (its 100 epochs of a 5-shot 5-way set are
-/// 700 steps), or with `finetune_batches: independent` a fresh draw per step. Queries are scored with the
+/// `finetune_batch` (4) support examples (by default 100 passes over the support set, as the reference
+/// code's 100 epochs: 200 steps at 5-way 1-shot, 2500 at 20-way 5-shot): consecutive batches of reshuffled
+/// passes over the support set, the last of a pass possibly smaller, as the reference loop cuts them, or with `finetune_batches: independent` a fresh draw per step. Queries are scored with the
 /// frozen features and that head. Batch norm (`batch_norm`): `running` (default) extracts features with the
 /// running statistics of pre-training, so each query is scored independently; `transductive` normalises
 /// the support set and the queries each as a batch of its own (pre-training always uses batch statistics).
@@ -37,8 +36,13 @@ public final class Baseline: MetaLearner {
         public var dampening: Float
         public var weightDecay: Float
         public var nesterov: Bool
-        /// Optimizer steps.
+        /// Optimizer steps; 0 for 100 passes over the support set (the reference code's 100 epochs).
         public var steps: Int
+
+        /// The optimizer steps for a support set of `count` examples.
+        public func steps(forSupport count: Int) -> Int {
+            steps > 0 ? steps : 100 * ((count + batch - 1) / max(1, batch))
+        }
         /// Support examples per step.
         public var batch: Int
         public var sampling: BatchSampling
@@ -69,7 +73,7 @@ public final class Baseline: MetaLearner {
         HyperParameterSpec("batch_size", .int(64), in: .integers(1...100_000), "pre-training batch size (the paper uses 16; 64 is faster here)"),
     ] + AdamOptions.specs(decayEvery: 0) + [
         HyperParameterSpec("finetune_lr", .double(0.01), in: .learningRate, "SGD learning rate of the per-episode head"),
-        HyperParameterSpec("finetune_steps", .int(200), in: .steps, "SGD steps (one mini-batch each) when training the per-episode head: the reference code's 100 epochs are 100·⌈support/finetune_batch⌉ steps, 200 at 5-way 1-shot"),
+        HyperParameterSpec("finetune_steps", .int(0), in: .integers(0...10_000), "SGD steps (one mini-batch each) when training the per-episode head; 0: 100 passes over the support set, 100·⌈support/finetune_batch⌉ steps, as the reference code's 100 epochs (200 at 5-way 1-shot, 2500 at 20-way 5-shot)"),
         HyperParameterSpec("finetune_batch", .int(4), in: .integers(1...100_000), "support examples per fine-tuning step"),
         HyperParameterSpec("finetune_batches", .string("passes"), oneOf: ["passes", "independent"], "passes: reshuffled passes over the support set cut into batches, the last one of a pass possibly smaller (the reference loop); independent: each step draws its own batch"),
         HyperParameterSpec("finetune_momentum", .double(0.9), in: .closed(0, 1), "SGD momentum μ of the fine-tuning (torch.optim.SGD)"),
@@ -107,7 +111,7 @@ public final class Baseline: MetaLearner {
                                 dampening: Float(try p.nonNegativeDouble("finetune_dampening")),
                                 weightDecay: Float(try p.nonNegativeDouble("finetune_weight_decay")),
                                 nesterov: p.bool("finetune_nesterov"),
-                                steps: try p.int("finetune_steps", atLeast: 1),
+                                steps: try p.int("finetune_steps", atLeast: 0),
                                 batch: try p.int("finetune_batch", atLeast: 1),
                                 sampling: try BatchSampling.parse(p, "finetune_batches"))
         if fineTuning.nesterov && (fineTuning.momentum == 0 || fineTuning.dampening != 0) {
@@ -224,7 +228,8 @@ public final class Baseline: MetaLearner {
                          recordLosses: Bool = false) -> (head: Parameters, losses: [Float]) {
         var rng = SeededGenerator(seed: seed, "finetune")
         let head = Self.makeHead(kind, features: features.shape[1], classes: ways, classNorm: classNorm, using: &rng)
-        let batches = Self.fineTuneBatches(count: labels.count, batch: fineTuning.batch, steps: fineTuning.steps,
+        let batches = Self.fineTuneBatches(count: labels.count, batch: fineTuning.batch,
+                                           steps: fineTuning.steps(forSupport: labels.count),
                                            sampling: fineTuning.sampling, using: &rng)
         return fineTune(features: features, labels: labels, head: head, batches: batches, recordLosses: recordLosses)
     }

@@ -81,6 +81,16 @@ final class BaselineTests: XCTestCase {
 
     /// `finetune_batches: passes` cuts reshuffled passes into batches, the last of a pass smaller (the
     /// reference loop); `independent` draws each batch afresh.
+    /// `finetune_steps: 0` (the default) runs the reference code's 100 epochs: 100·⌈n/batch⌉ steps.
+    func testDefaultFineTuningIsAHundredPasses() throws {
+        let learner = try XCTUnwrap(try makeLearner("baseline", ["width": .int(8)]) as? Baseline)
+        XCTAssertEqual(learner.fineTuning.steps(forSupport: 5), 200)
+        XCTAssertEqual(learner.fineTuning.steps(forSupport: 25), 700)
+        XCTAssertEqual(learner.fineTuning.steps(forSupport: 100), 2500)
+        let fixed = try XCTUnwrap(try makeLearner("baseline", ["width": .int(8), "finetune_steps": .int(30)]) as? Baseline)
+        XCTAssertEqual(fixed.fineTuning.steps(forSupport: 100), 30)
+    }
+
     func testFineTuneBatchesFollowTheReferenceLoop() {
         var rng = SeededGenerator(seed: 3)
         let passes = Baseline.fineTuneBatches(count: 5, batch: 4, steps: 5, sampling: .passes, using: &rng)
@@ -176,7 +186,7 @@ final class BaselineTests: XCTestCase {
 
     func testBadHyperparametersNameTheKey() {
         assertHyperParameterError("baseline", ["lr": .double(-0.001)], names: "lr")
-        assertHyperParameterError("baseline", ["finetune_steps": .int(0)], names: "finetune_steps")
+        assertHyperParameterError("baseline", ["finetune_steps": .int(-1)], names: "finetune_steps")
         assertHyperParameterError("baseline", ["finetune_batch": .int(0)], names: "finetune_batch")
         assertHyperParameterError("baseline", ["finetune_lr": .double(0)], names: "finetune_lr")
         assertHyperParameterError("baseline", ["batch_size": .int(0)], names: "batch_size")
