@@ -140,7 +140,7 @@ final class SuiteBoundsTests: XCTestCase {
             ("batch_size: 0", ["learner 'baseline'", "'batch_size' must be in [1, 100000], got 0"]),
             ("batch_size: 9223372036854775807", ["'batch_size' must be in [1, 100000]"]),
             ("batch_size: 99999999999999999999", ["'batch_size' must be an int in [1, 100000], got '99999999999999999999'"]),
-            ("batch_size: 16, finetune_steps: 1000000", ["'finetune_steps' must be in [1, 10000]"]),
+            ("batch_size: 16, finetune_steps: 1000000", ["'finetune_steps' must be in [0, 10000]"]),
             ("batch_size: 16, lr_decay: 1.5", ["'lr_decay' must be in (0, 1], got 1.5"]),
             ("batch_size: 16, lr_decay_every: -1", ["'lr_decay_every' must be in [0, 1000000000], got -1"]),
             ("batch_size: 16, downsampling: avgpool", ["'downsampling' must be one of maxpool, strided, got 'avgpool'"]),
