@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Learners", dependencies: ["Engine", "Models", "FewShotData"], exclude: ["README.md"]),
         // Suites, the runner, reports, stored results and regression checks.
         .target(name: "Runner", dependencies: [
-            "Learners", "FewShotData", "Engine",
+            "Learners", "Models", "FewShotData", "Engine",
             .product(name: "Yams", package: "Yams"),
         ], exclude: ["README.md"]),
         // The `bench` command.

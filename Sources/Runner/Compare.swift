@@ -71,18 +71,13 @@ public struct Comparison: Sendable {
 
     /// A table: cell, accuracy A, accuracy B, difference, verdict; then the cells only one set has.
     public func render(nameA: String = "A", nameB: String = "B") -> String {
-        let headers = ["Cell", nameA, nameB, "B − A", "Verdict"]
-        let rows = cells.map { c -> [String] in
-            [c.key.description, Self.accuracyText(c.a), Self.accuracyText(c.b),
-             c.difference.map { ($0 >= 0 ? "+" : "") + Format.fixed($0, 2) } ?? "–", c.verdict.rawValue]
+        var table = TextTable(headers: ["Cell", nameA, nameB, "B − A", "Verdict"],
+                              alignments: [.left, .right, .right, .right, .left])
+        for c in cells {
+            table.append([c.key.description, Self.accuracyText(c.a), Self.accuracyText(c.b),
+                          c.difference.map { ($0 >= 0 ? "+" : "") + Format.fixed($0, 2) } ?? "–", c.verdict.rawValue])
         }
-        let widths = headers.indices.map { i in ([headers[i]] + rows.map { $0[i] }).map(\.count).max() ?? 0 }
-        func line(_ values: [String]) -> String {
-            values.enumerated().map { i, v in i == 0 || i == 4 ? v.rightPadded(to: widths[i]) : v.leftPadded(to: widths[i]) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }
-        var text = line(headers) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
-        for row in rows { text += line(row) + "\n" }
+        var text = table.render()
         if !onlyInA.isEmpty { text += "\nOnly in \(nameA): " + onlyInA.map(\.description).joined(separator: ", ") + "\n" }
         if !onlyInB.isEmpty { text += "\nOnly in \(nameB): " + onlyInB.map(\.description).joined(separator: ", ") + "\n" }
         let counts = Dictionary(grouping: cells, by: \.verdict).mapValues(\.count)

@@ -25,17 +25,27 @@ public final class OutputLock {
 
     public let folder: String
     public let path: String
+    /// Whether this is a shared claim (shards of one suite writing their own cells side by side).
+    public let shared: Bool
     private var descriptor: Int32
 
-    private init(folder: String, path: String, descriptor: Int32) {
+    private init(folder: String, path: String, descriptor: Int32, shared: Bool) {
         self.folder = folder
         self.path = path
         self.descriptor = descriptor
+        self.shared = shared
     }
 
     /// Creates `folder` when needed and locks it; throws `RunnerError.outputBusy` when another process
     /// (or another `OutputLock` of this one) holds it, `RunnerError.cannotWrite` when it cannot be locked.
     public static func acquire(folder: String) throws -> OutputLock {
+        try acquire(folder: folder, fileName: fileName, shared: false) { RunnerError.outputBusy(folder: folder, holder: $0) }
+    }
+
+    /// Locks `<folder>/<fileName>`: exclusively, or `shared` with other shared holders (never with an exclusive
+    /// one); `busy` makes the error when the lock is held.
+    public static func acquire(folder: String, fileName: String, shared: Bool,
+                               busy: (Holder?) -> RunnerError) throws -> OutputLock {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
@@ -48,13 +58,13 @@ public final class OutputLock {
                 throw RunnerError.cannotWrite(path: path, reason: "cannot open the lock file: \(errorText())")
             }
             var locked: Int32
-            repeat { locked = flock(descriptor, LOCK_EX | LOCK_NB) } while locked != 0 && errno == EINTR
+            repeat { locked = flock(descriptor, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) } while locked != 0 && errno == EINTR
             if locked != 0 {
-                let busy = errno == EWOULDBLOCK
+                let isBusy = errno == EWOULDBLOCK
                 let reason = errorText()
-                let holder = busy ? readHolder(descriptor) : nil
+                let holder = isBusy ? readHolder(descriptor) : nil
                 close(descriptor)
-                if busy { throw RunnerError.outputBusy(folder: folder, holder: holder) }
+                if isBusy { throw busy(holder) }
                 throw RunnerError.cannotWrite(path: path, reason: "cannot lock the file: \(reason)")
             }
             // The previous owner may have deleted the file between our open and our lock: then retry.
@@ -64,17 +74,18 @@ public final class OutputLock {
                 close(descriptor)
                 continue
             }
-            let lock = OutputLock(folder: folder, path: path, descriptor: descriptor)
+            let lock = OutputLock(folder: folder, path: path, descriptor: descriptor, shared: shared)
             lock.writeHolder()
             return lock
         }
         throw RunnerError.cannotWrite(path: path, reason: "the lock file keeps being replaced by other processes")
     }
 
-    /// Deletes the lock file and unlocks; calling it again does nothing.
+    /// Deletes the lock file (an exclusive holder only: shared holders may remain) and unlocks; calling it
+    /// again does nothing.
     public func release() {
         guard descriptor >= 0 else { return }
-        unlink(path)
+        if !shared { unlink(path) }
         close(descriptor)
         descriptor = -1
     }

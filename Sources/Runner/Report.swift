@@ -88,17 +88,9 @@ public enum Report {
 
     /// A table for the terminal, columns aligned, then any failures.
     public static func table(_ results: ResultSet) -> String {
-        let rows = rows(results).map(cells(of:))
-        let widths = headers.indices.map { column in
-            ([headers[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
-        }
-        func line(_ values: [String]) -> String {
-            values.enumerated().map { column, value in
-                column < 2 ? value.rightPadded(to: widths[column]) : value.leftPadded(to: widths[column])
-            }.joined(separator: "  ")
-        }
-        var text = line(headers) + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
-        for row in rows { text += line(row) + "\n" }
+        var table = TextTable(headers: headers, alignments: headers.indices.map { $0 < 2 ? .left : .right })
+        for row in rows(results) { table.append(cells(of: row)) }
+        var text = table.render()
         text += problemsText(results, bullet: "  ")
         return text
     }
@@ -132,6 +124,10 @@ public enum Report {
         md += ". Times and memory are those of the machine that produced each cell (below).\n"
         let problems = problemsText(results, bullet: "- ")
         if !problems.isEmpty { md += "\n## Diverged or failed\n\n" + problems }
+        if let missing = results.missingCells, !missing.isEmpty {
+            md += "\n## Missing cells\n\nThese cells of the suite have no stored result in the folder (shards still "
+            md += "running or stopped); the table leaves them out.\n\n" + missing.map { "- \($0)\n" }.joined()
+        }
         if !results.notes.isEmpty {
             md += "\n## Notes\n\n" + results.notes.map { "- \($0)\n" }.joined()
         }

@@ -163,6 +163,9 @@ public struct CellResult: Sendable, Codable, Equatable {
     /// when it may include an earlier peak of the process.
     public var peakMemoryPerCell: Bool?
     public var transductive: Bool?
+    /// The iterations at which training resumed from a checkpoint (after a SIGTERM, a preemption, a kill);
+    /// absent when it ran in one go. The numbers are those of an uninterrupted run; times add up the parts.
+    public var resumedAtIterations: [Int]?
     public var threads: Int
     /// What produced the numbers (code, compiler, kernels, machine, date).
     public var provenance: Provenance?
@@ -262,6 +265,9 @@ public struct ResultSet: Sendable, Codable, Equatable {
     /// The distinct producers of the cells.
     public var producers: [ProducerSummary]
     public var cells: [CellResult]
+    /// Cells of the suite's plan with no stored result (a merge of shards that did not all finish); absent
+    /// when none is missing.
+    public var missingCells: [String]?
 
     public init(suite: String, suiteFile: String, exact: Bool, dataset: DatasetInfo, seeds: [UInt64],
                 notes: [String], published: [String: [String: Double]] = [:], cells: [CellResult]) {

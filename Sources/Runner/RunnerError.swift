@@ -12,6 +12,8 @@ public enum RunnerError: Error, Equatable, CustomStringConvertible, LocalizedErr
     case outputBusy(folder: String, holder: OutputLock.Holder?)
     /// SIGINT or SIGTERM arrived; the run stopped at the next check (see `Interruption`).
     case interrupted(signal: Int32)
+    /// Another process is training this cell (two shards given the same index, say).
+    case cellBusy(cell: String, holder: OutputLock.Holder?)
 
     public var description: String {
         switch self {
@@ -32,6 +34,9 @@ public enum RunnerError: Error, Equatable, CustomStringConvertible, LocalizedErr
             return "\(folder) is being written by another bench process\(who); wait for it to finish or choose another --output"
         case .interrupted(let signal):
             return "interrupted by \(Interruption.name(of: signal))"
+        case .cellBusy(let cell, let holder):
+            let who = holder.map { " (pid \($0.pid) on \($0.host) since \($0.since))" } ?? ""
+            return "cell \(cell) is being trained by another bench process\(who): two shards with the same index?"
         }
     }
 

@@ -6,8 +6,8 @@ enum StoredCell: Equatable {
     case absent
     /// A well-formed cell of another configuration (the suite or its dataset changed): retrain silently.
     case otherConfiguration
-    /// A cell that failed: retrain (a failure may be fixed since).
-    case failed
+    /// A cell that failed: retrain (a failure may be fixed since); reports still show it.
+    case failed(CellResult)
     /// The file is not a cell this version can trust; the reason says why (the runner warns and retrains).
     case invalid(String)
     /// A cell that can be reused as it is.
@@ -15,6 +15,11 @@ enum StoredCell: Equatable {
 
     /// Reads and checks the cell file at `path` against the configuration the suite asks for.
     static func read(at path: String, config: CellConfig) -> StoredCell {
+        read(at: path, fingerprint: config.fingerprint)
+    }
+
+    /// Reads and checks the cell file at `path` against the fingerprint of the configuration asked for.
+    static func read(at path: String, fingerprint: String) -> StoredCell {
         guard FileManager.default.fileExists(atPath: path) else { return .absent }
         guard let data = FileManager.default.contents(atPath: path) else { return .invalid("cannot read the file") }
         struct Header: Decodable { var format: Int?; var fingerprint: String? }
@@ -30,13 +35,12 @@ enum StoredCell: Equatable {
         } catch {
             return .invalid("not a MetaBench cell file (\(error))")
         }
-        let fingerprint = config.fingerprint
         guard cell.config.fingerprint == cell.fingerprint else {
             return .invalid("its configuration does not match its own fingerprint (edited by hand?)")
         }
         guard cell.fingerprint == fingerprint else { return .otherConfiguration }
         if let problem = problem(cell) { return .invalid(problem) }
-        return cell.status == .failed ? .failed : .valid(cell)
+        return cell.status == .failed ? .failed(cell) : .valid(cell)
     }
 
     /// What is inconsistent in a cell of the right configuration, or nil.

@@ -60,21 +60,53 @@ extension Bench {
         @Option(name: .long, help: "Output folder (default: results/<suite name>).")
         var output: String?
 
-        @Flag(name: .long, help: "Retrain every cell, ignoring stored cells.")
+        @Flag(name: .long, help: "Retrain every cell, ignoring stored cells and checkpoints.")
         var fresh = false
+
+        @Option(name: .long, help: ArgumentHelp("Run only shard INDEX/COUNT of the suite's cells (0-based; balanced by a static cost estimate, the same on every node). Shards write cells only; `bench report <output>` merges them.", valueName: "INDEX/COUNT"))
+        var shard: String?
+
+        @Option(name: .long, help: "The number of shards, when the index comes from the environment (a Kubernetes Indexed Job's JOB_COMPLETION_INDEX); a Slurm array task needs neither flag.")
+        var shards: Int?
+
+        @Option(name: .long, help: ArgumentHelp("Seconds between checkpoints of a cell in training (0: after every iteration); a SIGTERM or Ctrl-C saves one too, and a rerun resumes from it.", valueName: "seconds"))
+        var checkpointInterval: Double = RunOptions.defaultCheckpointInterval
 
         func validate() throws {
             if let output, output.isEmpty { throw ValidationError("--output needs a folder") }
+            if let shards, !(1...Shard.maximumCount).contains(shards) {
+                throw ValidationError("--shards must be in 1…\(Shard.maximumCount), got \(shards)")
+            }
+            guard checkpointInterval.isFinite, RunOptions.checkpointIntervalRange.contains(checkpointInterval) else {
+                throw ValidationError("--checkpoint-interval must be in 0…\(Int(RunOptions.checkpointIntervalRange.upperBound)) seconds, got \(checkpointInterval)")
+            }
         }
 
         func run() throws {
             let suite = try options.loadSuite()
             var runOptions = options.runOptions(output: output ?? RunOptions.defaultOutputDirectory(for: suite))
             runOptions.resume = !fresh
+            runOptions.checkpointInterval = checkpointInterval
+            let selection: Shard.Selection?
+            do {
+                selection = try Shard.select(explicit: shard, count: shards, environment: ProcessInfo.processInfo.environment)
+            } catch {
+                throw BenchError("\(error)")
+            }
+            if let selection {
+                runOptions.shard = selection.shard
+                print("shard \(selection.shard) (from \(selection.source))")
+            }
             let runner = SuiteRunner(suite: suite, options: runOptions, progress: .standardOutput())
             let summary = try whileHandlingInterruption(
-                "finished cells are kept in \(runOptions.outputDirectory)/cells; rerun the same command to resume") {
+                "finished cells are kept in \(runOptions.outputDirectory)/cells and the cell in training in a checkpoint; rerun the same command to resume") {
                 try runner.run()
+            }
+            if let selection {
+                print("\nshard \(selection.shard): \(summary.trainedCells) cells trained, \(summary.reusedCells) reused; "
+                      + "\(summary.missingCells.count) cells of the suite are not in \(runOptions.outputDirectory) yet; "
+                      + "merge with: bench report \(runOptions.outputDirectory)")
+                return
             }
             print("")
             print(Report.table(summary.results), terminator: "")

@@ -120,4 +120,49 @@ final class BenchOutputTests: XCTestCase {
         try check("check-without-stored", ["check", "--suite", "smoke", "--stored", "no/such/results.json"])
         try check("list-unknown", ["list", "datasets"])
     }
+
+    // MARK: - Cluster job files (bench slurm, bench k8s)
+
+    func testSlurmScript() throws {
+        try check("slurm-help", ["slurm", "--help"])
+        try checkWriting("slurm-smoke", ["slurm", "--suite", "smoke", "--shards", "3", "--time", "45",
+                                         "--partition", "debug", "--output", "{tmp}/shared/smoke"],
+                         files: ["shared/smoke/slurm-submit.sh"])
+        try checkWriting("slurm-script-path", ["slurm", "--suite", "smoke", "--shards", "1", "--time", "1-12",
+                                               "--cpus-per-task", "8", "--bench", "/usr/bin/../bin/env",
+                                               "--output", "{tmp}/out", "--script", "{tmp}/jobs/submit.sh"],
+                         files: ["jobs/submit.sh"])
+    }
+
+    func testSlurmErrors() throws {
+        try check("slurm-zero-shards", ["slurm", "--suite", "smoke", "--shards", "0"])
+        try check("slurm-too-many-shards", ["slurm", "--suite", "smoke", "--shards", "10001"])
+        try check("slurm-bad-time", ["slurm", "--suite", "smoke", "--shards", "3", "--time", "1:60:00"])
+        try check("slurm-bad-partition", ["slurm", "--suite", "smoke", "--shards", "3", "--partition", "debug queue"])
+        try check("slurm-zero-cpus", ["slurm", "--suite", "smoke", "--shards", "3", "--cpus-per-task", "0"])
+        try check("slurm-missing-suite", ["slurm", "--suite", "no-such-suite", "--shards", "3", "--time", "5"])
+        try check("slurm-bad-bench", ["slurm", "--suite", "smoke", "--shards", "3", "--time", "5", "--bench", "/no/such/bench"])
+    }
+
+    func testKubernetesManifests() throws {
+        try check("k8s-help", ["k8s", "--help"])
+        // The command .ci/cluster-test.sh validates against the Kubernetes API schemas.
+        try checkWriting("k8s-smoke", ["k8s", "--suite", "smoke", "--shards", "3", "--image", "metabench:test",
+                                       "--claim", "results", "--manifests", "{tmp}"],
+                         files: ["metabench-smoke-shards.yaml", "metabench-smoke-merge.yaml"])
+        try checkWriting("k8s-options", ["k8s", "--suite", "Tests/BenchTests/Fixtures/cluster-name.yaml", "--shards", "12",
+                                         "--image", "registry.example.org/metabench@sha256:0123abcd", "--claim", "team-a.results",
+                                         "--mount-path", "/mnt/shared", "--output", "runs/2026", "--cpus", "4",
+                                         "--memory", "6Gi", "--bench", "/usr/local/bin/bench", "--manifests", "{tmp}/k8s"],
+                         files: ["k8s/metabench-omniglot-5-way-maml-shards.yaml", "k8s/metabench-omniglot-5-way-maml-merge.yaml"])
+    }
+
+    func testKubernetesErrors() throws {
+        try check("k8s-missing-image", ["k8s", "--suite", "smoke", "--shards", "3", "--claim", "results"])
+        try check("k8s-bad-claim", ["k8s", "--suite", "smoke", "--shards", "3", "--image", "metabench:test", "--claim", "Results_1"])
+        try check("k8s-bad-output", ["k8s", "--suite", "smoke", "--shards", "3", "--image", "metabench:test", "--claim", "results",
+                                     "--output", "../elsewhere"])
+        try check("k8s-bad-memory", ["k8s", "--suite", "smoke", "--shards", "3", "--image", "metabench:test", "--claim", "results",
+                                     "--memory", "4GB"])
+    }
 }

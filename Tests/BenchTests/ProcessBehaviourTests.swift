@@ -59,8 +59,9 @@ final class ProcessBehaviourTests: XCTestCase {
             XCTAssertEqual(process.terminationStatus, status, text(log))
             let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
             XCTAssertTrue(text(log).contains("interrupted by \(name): finished cells are kept in"), text(log))
-            let files = try FileManager.default.contentsOfDirectory(atPath: output.path + "/cells")
-            XCTAssertEqual(files, ["protonet-5w1s-seed0.json"], "no temporary or half-written file is left")
+            let files = try FileManager.default.contentsOfDirectory(atPath: output.path + "/cells").sorted()
+            XCTAssertEqual(files, ["matchingnet-5w1s-seed0.checkpoint.h5", "protonet-5w1s-seed0.json"],
+                           "no temporary or half-written file is left; the cell in training is checkpointed")
             XCTAssertFalse(FileManager.default.fileExists(atPath: output.path + "/.bench.lock"), "the lock is released")
 
             // The rerun reuses the finished cell and trains the other.
@@ -70,6 +71,7 @@ final class ProcessBehaviourTests: XCTestCase {
             rerun.waitUntilExit()
             XCTAssertEqual(rerun.terminationStatus, 0, text(rerunLog))
             XCTAssertTrue(text(rerunLog).contains("1 cells trained, 1 reused"), text(rerunLog))
+            XCTAssertTrue(text(rerunLog).contains("resuming from"), text(rerunLog))
         }
     }
 

@@ -177,7 +177,7 @@ final class SuiteParsingTests: XCTestCase {
 
     func testArgmaxCountsFirstMaximumOnTies() {
         let logits: [Float] = [0, 2, 1, /**/ 3, 3, 0, /**/ .nan, 1, 0]
-        XCTAssertEqual(SuiteRunner.correctCount(logits: logits, labels: [1, 0, 1], ways: 3), 3)
-        XCTAssertEqual(SuiteRunner.correctCount(logits: logits, labels: [2, 1, 0], ways: 3), 0)
+        XCTAssertEqual(EpisodeEvaluator.correctCount(logits: logits, labels: [1, 0, 1], ways: 3), 3)
+        XCTAssertEqual(EpisodeEvaluator.correctCount(logits: logits, labels: [2, 1, 0], ways: 3), 0)
     }
 }

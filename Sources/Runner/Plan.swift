@@ -1,0 +1,212 @@
+import Foundation
+import Learners
+
+/// One cell of a suite: a learner entry in a setting (with the learner's own training shape) and a seed.
+public struct PlannedCell: Sendable, Equatable {
+    /// Position in the suite's order (setting, then learner, then seed).
+    public var index: Int
+    public var entry: LearnerEntry
+    /// The setting the suite lists.
+    public var suiteSetting: SettingSpec
+    /// The setting with the learner's own meta-training episode shape, if it has one: it names the cell.
+    public var setting: SettingSpec
+    public var seed: UInt64
+    public var training: TrainingBudget
+    public var evaluation: EvaluationSpec
+    /// The static cost estimate (`CostModel`), in arbitrary units: only ratios between cells mean anything.
+    public var cost: Double
+
+    public var key: CellKey { CellKey(label: entry.label, setting: setting.id, seed: seed) }
+    public var fileName: String { key.fileName }
+}
+
+/// A suite as the list of its cells, a pure function of the suite (and the evaluation override): the same
+/// on every machine, so that every node of a cluster computes the same shards.
+public struct SuitePlan: Sendable, Equatable {
+    public var cells: [PlannedCell]
+
+    public init(suite: Suite, registry: LearnerRegistry = .builtIn, evaluationEpisodes: Int? = nil) {
+        var evaluation = suite.evaluation
+        if let episodes = evaluationEpisodes { evaluation.episodes = episodes }
+        var cells: [PlannedCell] = []
+        for suiteSetting in suite.settings {
+            for entry in suite.learners {
+                let setting = entry.training.applied(to: suiteSetting)
+                let training = suite.training(for: entry)
+                let cost = CostModel.cost(entry: entry, setting: setting, training: training, evaluation: evaluation,
+                                          registry: registry)
+                for seed in suite.seeds {
+                    cells.append(PlannedCell(index: cells.count, entry: entry, suiteSetting: suiteSetting,
+                                             setting: setting, seed: seed, training: training, evaluation: evaluation,
+                                             cost: cost))
+                }
+            }
+        }
+        self.cells = cells
+    }
+
+    /// The cells of `shard`, in suite order.
+    public func cells(of shard: Shard) -> [PlannedCell] {
+        let assignment = Self.partition(costs: cells.map(\.cost), count: shard.count)
+        return assignment[shard.index].map { cells[$0] }
+    }
+
+    /// Splits items with the given costs into `count` groups of balanced total cost: largest first, each to
+    /// the group with the least cost so far (ties: the lower group; equal costs: the earlier item first).
+    /// Deterministic; each group lists its item indices in increasing order. A group's total never exceeds
+    /// the mean total plus the largest single cost (the greedy bound); empty groups when items are fewer.
+    public static func partition(costs: [Double], count: Int) -> [[Int]] {
+        let count = max(1, count)
+        var groups = [[Int]](repeating: [], count: count)
+        var loads = [Double](repeating: 0, count: count)
+        let order = costs.indices.sorted { a, b in costs[a] != costs[b] ? costs[a] > costs[b] : a < b }
+        for item in order {
+            var best = 0
+            for group in 1..<count where loads[group] < loads[best] { best = group }
+            groups[best].append(item)
+            loads[best] += costs[item]
+        }
+        return groups.map { $0.sorted() }
+    }
+}
+
+/// Which part of a plan one process runs: shard `index` (0-based) of `count`.
+public struct Shard: Sendable, Equatable, CustomStringConvertible {
+    public static let maximumCount = 10_000
+
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) throws {
+        guard (1...Self.maximumCount).contains(count) else {
+            throw RunnerError.invalidOption("the shard count must be in 1…\(Self.maximumCount), got \(count)")
+        }
+        guard (0..<count).contains(index) else {
+            throw RunnerError.invalidOption("the shard index must be in 0…\(count - 1) for \(count) shards, got \(index)")
+        }
+        self.index = index
+        self.count = count
+    }
+
+    /// "i/n", as `--shard` takes it.
+    public var description: String { "\(index)/\(count)" }
+
+    /// Parses `i/n` (0-based index).
+    public static func parse(_ text: String) throws -> Shard {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
+            throw RunnerError.invalidOption("--shard takes INDEX/COUNT with a 0-based index, as 0/4, got '\(text)'")
+        }
+        return try Shard(index: index, count: count)
+    }
+
+    /// The shard a process runs and where it came from.
+    public struct Selection: Sendable, Equatable {
+        public var shard: Shard
+        /// What gave the index and count: `--shard`, the Slurm array variables, or the Kubernetes index.
+        public var source: String
+    }
+
+    /// The shard from `--shard`, else from a Slurm array task (`SLURM_ARRAY_TASK_ID` minus
+    /// `SLURM_ARRAY_TASK_MIN`, count `SLURM_ARRAY_TASK_COUNT` or MAX − MIN + 1), else from a Kubernetes Indexed
+    /// Job (`JOB_COMPLETION_INDEX`, count from `--shards`); nil when none applies (the whole suite).
+    public static func select(explicit: String?, count: Int?, environment: [String: String]) throws -> Selection? {
+        if let explicit {
+            let shard = try parse(explicit)
+            if let count, count != shard.count {
+                throw RunnerError.invalidOption("--shard \(explicit) and --shards \(count) disagree on the shard count")
+            }
+            return Selection(shard: shard, source: "--shard \(explicit)")
+        }
+        func number(_ name: String) throws -> Int? {
+            guard let text = environment[name] else { return nil }
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw RunnerError.invalidOption("\(name) is '\(text)', not a whole number")
+            }
+            return value
+        }
+        if let id = try number("SLURM_ARRAY_TASK_ID") {
+            if let step = try number("SLURM_ARRAY_TASK_STEP"), step != 1 {
+                throw RunnerError.invalidOption("SLURM_ARRAY_TASK_STEP is \(step): submit the array as a contiguous range (--array=0-N) so that task ids number the shards")
+            }
+            let minimum = try number("SLURM_ARRAY_TASK_MIN") ?? 0
+            var tasks = try number("SLURM_ARRAY_TASK_COUNT")
+            if tasks == nil, let maximum = try number("SLURM_ARRAY_TASK_MAX") {
+                let (span, overflow) = maximum.subtractingReportingOverflow(minimum)
+                tasks = overflow || span == .max ? nil : span + 1
+            }
+            guard let slurmCount = tasks ?? count else {
+                throw RunnerError.invalidOption("SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is: give --shards COUNT")
+            }
+            if let count, count != slurmCount {
+                throw RunnerError.invalidOption("--shards \(count), but the Slurm array has \(slurmCount) tasks")
+            }
+            let (index, overflow) = id.subtractingReportingOverflow(minimum)
+            guard !overflow else { throw RunnerError.invalidOption("SLURM_ARRAY_TASK_ID \(id) is out of range") }
+            return Selection(shard: try Shard(index: index, count: slurmCount),
+                             source: "the Slurm array (SLURM_ARRAY_TASK_ID=\(id), \(slurmCount) tasks)")
+        }
+        if let index = try number("JOB_COMPLETION_INDEX") {
+            guard let count else {
+                throw RunnerError.invalidOption("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give the number of shards with --shards COUNT")
+            }
+            return Selection(shard: try Shard(index: index, count: count),
+                             source: "the Kubernetes Indexed Job (JOB_COMPLETION_INDEX=\(index))")
+        }
+        if let count {
+            throw RunnerError.invalidOption("--shards \(count) needs a shard index: from --shard INDEX/\(count), a Slurm array task (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
+        }
+        return nil
+    }
+}
+
+/// A static estimate of a cell's compute, from the suite alone (never from timings, so every node agrees):
+/// images pushed through the network, forward and backward counted as 3 passes, scaled by the square of the
+/// network width. Only ratios between cells matter; `bench plan` times the learners for seconds.
+public enum CostModel {
+    public static func cost(entry: LearnerEntry, setting: SettingSpec, training: TrainingBudget,
+                            evaluation: EvaluationSpec, registry: LearnerRegistry) -> Double {
+        var values = entry.hyperparameters
+        if let descriptor = try? registry.descriptor(named: entry.name),
+           let full = try? HyperParameters(learner: entry.name, specs: descriptor.hyperparameters, given: values) {
+            values = full.values
+        }
+        func number(_ key: String, _ fallback: Double) -> Double {
+            switch values[key] {
+            case .int(let v)?: return Double(v)
+            case .double(let v)?: return v
+            default: return fallback
+            }
+        }
+        func flag(_ key: String) -> Bool { if case .bool(true)? = values[key] { return true } else { return false } }
+        let trainSupport = Double(setting.trainWays) * Double(setting.trainShots)
+        let trainQueries = Double(setting.trainWays) * Double(setting.trainQueries)
+        let support = Double(setting.ways) * Double(setting.shots)
+        let queries = Double(setting.ways) * Double(setting.queries)
+        let metaBatch = Double(training.metaBatch)
+        let step: Double, episode: Double
+        switch entry.name {
+        case "maml", "fomaml":
+            let order = entry.name == "maml" && !flag("first_order") ? 2.0 : 1.0
+            step = metaBatch * order * (number("inner_steps", 5) * 3 * trainSupport + 3 * trainQueries)
+            episode = number("eval_inner_steps", 10) * 3 * support + queries
+        case "reptile":
+            step = metaBatch * number("inner_steps", 5) * 3 * number("inner_batch", 10)
+            episode = number("eval_inner_steps", 50) * 3 * number("eval_inner_batch", 5) + support + queries
+        case "baseline", "baseline++":
+            step = 3 * number("batch_size", 64)
+            let passes = number("finetune_steps", 0) > 0 ? number("finetune_steps", 0)
+                : 100 * (support / max(1, number("finetune_batch", 4))).rounded(.up)
+            episode = support + queries + 0.05 * passes * number("finetune_batch", 4)
+        default:  // protonet, matchingnet, and learners of unknown cost
+            step = metaBatch * 3 * (trainSupport + trainQueries)
+            episode = support + queries
+        }
+        let validations = training.validateEvery > 0 ? Double(training.iterations / training.validateEvery + 1) : 0
+        let width = number("width", 64) / 64
+        let images = Double(training.iterations) * step
+            + validations * Double(training.validationEpisodes) * episode
+            + Double(evaluation.episodes) * episode
+        return max(1, images * width * width)
+    }
+}
