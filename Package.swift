@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine", "HDF5"]),
         .testTarget(name: "LearnersTests", dependencies: ["Learners", "Models", "Engine", "FewShotData", "HDF5"],
                     exclude: ["Reference"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Learners", "FewShotData"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "Learners", "Models", "Engine", "FewShotData"]),
         // Runs the built `bench` and compares its output with Tests/BenchTests/Expected.
         .testTarget(name: "BenchTests", dependencies: ["bench", "Runner", "FewShotData"], exclude: ["Expected", "Fixtures"]),
     ],

@@ -289,7 +289,8 @@ public final class Baseline: MetaLearner {
                 : "Baseline++: pre-trained Conv4 with a cosine head, a new cosine head trained on each support set",
             paper: "Chen, Liu, Kira, Wang & Huang, A Closer Look at Few-shot Classification, ICLR 2019",
             hyperparameters: kind == .linear ? hyperparameters : cosineHyperparameters,
-            footprint: footprint
+            footprint: footprint,
+            evaluatesAnyEpisodeShape: true
         ) { p, setting in try Baseline(p, setting, head: kind) }
     }
 }

@@ -186,6 +186,7 @@ public final class MatchingNet: MetaLearner {
         summary: "Matching Networks: cosine attention over the support set, optional full-context embeddings",
         paper: "Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, Matching Networks for One Shot Learning, NeurIPS 2016",
         hyperparameters: hyperparameters,
-        footprint: footprint
+        footprint: footprint,
+        evaluatesAnyEpisodeShape: true
     ) { p, setting in try MatchingNet(p, setting) }
 }

@@ -111,6 +111,7 @@ public final class ProtoNet: MetaLearner {
         summary: "Prototypical Networks: logits are minus squared distances to class-mean embeddings",
         paper: "Snell, Swersky & Zemel, Prototypical Networks for Few-shot Learning, NeurIPS 2017",
         hyperparameters: hyperparameters,
-        footprint: BackboneOptions.footprint
+        footprint: BackboneOptions.footprint,
+        evaluatesAnyEpisodeShape: true
     ) { p, setting in try ProtoNet(p, setting) }
 }

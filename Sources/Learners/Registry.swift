@@ -10,15 +10,24 @@ public struct LearnerDescriptor {
     /// the memory budget before training (none by default).
     public var footprint: (HyperParameters, FootprintContext) -> [MemoryFootprint]
     public var make: (HyperParameters, LearnerSetting) throws -> MetaLearner
+    /// Whether a trained learner serves episodes of any ways, shots and queries: `make` and `trainStep` use
+    /// only the training side of `LearnerSetting` (image shape, training ways, class count, seed, meta-batch,
+    /// iterations), never `ways`, `shots` or `queriesPerClass`. Then the runner trains it once for every
+    /// setting of a suite that shares its training episodes and evaluates that one model on each
+    /// (the papers' protocol: Prototypical Networks trained at 60-way, evaluated 5- and 20-way). False by
+    /// default, so a learner whose model depends on the evaluation shape (MAML's head) is trained per setting.
+    public var evaluatesAnyEpisodeShape: Bool
 
     public init(name: String, summary: String, paper: String, hyperparameters: [HyperParameterSpec],
                 footprint: @escaping (HyperParameters, FootprintContext) -> [MemoryFootprint] = { _, _ in [] },
+                evaluatesAnyEpisodeShape: Bool = false,
                 make: @escaping (HyperParameters, LearnerSetting) throws -> MetaLearner) {
         self.name = name
         self.summary = summary
         self.paper = paper
         self.hyperparameters = hyperparameters
         self.footprint = footprint
+        self.evaluatesAnyEpisodeShape = evaluatesAnyEpisodeShape
         self.make = make
     }
 

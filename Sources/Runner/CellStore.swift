@@ -80,6 +80,12 @@ public final class CellStore {
             String(name.dropLast(".json".count)) + ".checkpoint.h5")
     }
 
+    /// Where the model a training group trained is kept (`TrainedModel`), named after the group's first cell.
+    public func modelPath(of key: CellKey) -> String {
+        ((folder as NSString).appendingPathComponent("models") as NSString)
+            .appendingPathComponent(String(key.fileName.dropLast(".json".count)) + ".h5")
+    }
+
     /// The stored cell of `key`, checked against `fingerprint`.
     func read(_ key: CellKey, fingerprint: String) -> StoredCell {
         StoredCell.read(at: path(of: key), fingerprint: fingerprint)

@@ -4,12 +4,20 @@ import Foundation
 public enum Verdict: String, Sendable, Codable, Equatable {
     /// Identical accuracy and per-episode results.
     case same
-    /// The difference is within the combined 95% interval √(ciA² + ciB²).
+    /// The 95% interval of the difference holds 0 (the comparison's `rule` says which interval).
     case withinCI = "within CI"
-    /// The difference is larger than the combined interval.
+    /// The 95% interval of the difference leaves out 0.
     case outsideCI = "outside CI"
     /// One cell completed and the other diverged or failed, or both did not complete.
     case statusDiffers = "status differs"
+}
+
+/// Which interval a cell comparison used.
+public enum ComparisonRule: String, Sendable, Codable, Equatable {
+    /// The cells share their episodes: the paired interval of the per-episode differences (`PairedInterval`).
+    case paired
+    /// They do not: the combined interval √(ciA² + ciB²) of the two accuracies.
+    case unpaired
 }
 
 /// One cell present in both result sets.
@@ -17,11 +25,18 @@ public struct CellComparison: Sendable, Equatable {
     public var key: CellKey
     public var a: CellResult
     public var b: CellResult
-    /// B − A in percentage points (nil unless both completed).
+    /// B − A in percentage points (nil unless both completed): the mean per-episode difference when paired.
     public var difference: Double?
     /// √(ciA² + ciB²), percent.
     public var combinedCI: Double?
+    /// The per-episode differences' statistics when the cells share episodes (and the comparison may pair them).
+    public var paired: PairedInterval?
+    /// The rule the verdict used; nil unless both completed.
+    public var rule: ComparisonRule?
     public var verdict: Verdict
+
+    /// Half-width of the interval the verdict used, percentage points.
+    public var halfWidth: Double? { rule == .paired ? paired?.halfWidth : combinedCI }
 }
 
 /// The cell-by-cell difference between two result sets.
@@ -42,23 +57,32 @@ public struct Comparison: Sendable {
         onlyInB = b.cells.map(\.key).filter { !keysA.contains($0) }
     }
 
-    static func compare(_ a: CellResult, _ b: CellResult) -> CellComparison {
+    /// Compares two results of a cell. Bit-identical results (accuracy and every episode) are `same`. When
+    /// `pairing` is allowed and the cells share episodes (`EpisodePairing`, two episodes or more), the verdict
+    /// comes from the paired 95% interval of the per-episode differences: outside CI when it leaves out 0.
+    /// Otherwise from the combined interval: outside CI when |B − A| > √(ciA² + ciB²).
+    static func compare(_ a: CellResult, _ b: CellResult, pairing: Bool = true) -> CellComparison {
         guard a.status == .completed, b.status == .completed, let accA = a.accuracy, let accB = b.accuracy else {
             let same = a.status == b.status && a.status != .completed
-            return CellComparison(key: a.key, a: a, b: b, difference: nil, combinedCI: nil,
+            return CellComparison(key: a.key, a: a, b: b, difference: nil, combinedCI: nil, paired: nil, rule: nil,
                                   verdict: same ? .same : .statusDiffers)
         }
         let combined = ((a.ci95 ?? 0) * (a.ci95 ?? 0) + (b.ci95 ?? 0) * (b.ci95 ?? 0)).squareRoot()
-        let difference = accB - accA
+        let paired = pairing ? EpisodePairing.differences(a, b).flatMap(PairedInterval.init(differences:)) : nil
+        let rule: ComparisonRule = paired?.halfWidth != nil ? .paired : .unpaired
+        let difference = rule == .paired ? paired?.difference ?? accB - accA : accB - accA
         let verdict: Verdict
         if accA == accB && a.episodeCorrect == b.episodeCorrect {
             verdict = .same
+        } else if rule == .paired {
+            verdict = paired?.excludesZero == true ? .outsideCI : .withinCI
         } else if abs(difference) <= combined {
             verdict = .withinCI
         } else {
             verdict = .outsideCI
         }
-        return CellComparison(key: a.key, a: a, b: b, difference: difference, combinedCI: combined, verdict: verdict)
+        return CellComparison(key: a.key, a: a, b: b, difference: difference, combinedCI: combined, paired: paired,
+                              rule: rule, verdict: verdict)
     }
 
     static func accuracyText(_ cell: CellResult) -> String {
@@ -71,11 +95,12 @@ public struct Comparison: Sendable {
 
     /// A table: cell, accuracy A, accuracy B, difference, verdict; then the cells only one set has.
     public func render(nameA: String = "A", nameB: String = "B") -> String {
-        var table = TextTable(headers: ["Cell", nameA, nameB, "B − A", "Verdict"],
-                              alignments: [.left, .right, .right, .right, .left])
+        var table = TextTable(headers: ["Cell", nameA, nameB, "B − A", "95% interval", "Rule", "Verdict"],
+                              alignments: [.left, .right, .right, .right, .right, .left, .left])
         for c in cells {
             table.append([c.key.description, Self.accuracyText(c.a), Self.accuracyText(c.b),
-                          c.difference.map { ($0 >= 0 ? "+" : "") + Format.fixed($0, 2) } ?? "–", c.verdict.rawValue])
+                          c.difference.map(Format.signed) ?? "–", c.halfWidth.map { "±" + Format.fixed($0, 2) } ?? "–",
+                          c.rule?.rawValue ?? "–", c.verdict.rawValue])
         }
         var text = table.render()
         if !onlyInA.isEmpty { text += "\nOnly in \(nameA): " + onlyInA.map(\.description).joined(separator: ", ") + "\n" }
@@ -84,6 +109,16 @@ public struct Comparison: Sendable {
         text += "\n" + [Verdict.same, .withinCI, .outsideCI, .statusDiffers].compactMap { v in
             counts[v].map { "\($0) \(v.rawValue)" }
         }.joined(separator: ", ") + "\n"
+        let rules = Set(cells.compactMap(\.rule))
+        if rules.contains(.paired) {
+            text += "paired: B − A is the mean per-episode difference on the episodes both cells were evaluated on (same "
+            text += "evaluation seed, setting and episode count), ± t(0.975, n − 1)·s/√n over the n episodes; "
+            text += "outside CI when that interval leaves out 0.\n"
+        }
+        if rules.contains(.unpaired) {
+            text += "unpaired: the cells do not share episodes; B − A is the difference of the accuracies, ± √(ciA² + ciB²) "
+            text += "their intervals combined; outside CI when |B − A| is larger.\n"
+        }
         return text
     }
 }
@@ -149,7 +184,9 @@ public enum RegressionCheck {
                     : "the suite is not marked exact"
                 outcome.approximate.append((cell.key, reason))
             }
-            let c = Comparison.compare(old, cell)
+            // Kernel drift flips a few episodes one way; the paired interval would call that a difference, so the
+            // approximate check keeps the combined interval.
+            let c = Comparison.compare(old, cell, pairing: false)
             let storedText = Comparison.accuracyText(old), now = Comparison.accuracyText(cell)
             if exact {
                 if c.verdict == .same && old.accuracy == cell.accuracy {

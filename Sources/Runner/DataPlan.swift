@@ -40,17 +40,41 @@ struct DataPlan {
     let dataset: FewShotDataset
     let train: Split
     let validation: Split?
+    /// The split the cells are evaluated on: the training dataset's test split, or (cross-domain) the
+    /// evaluation dataset's.
     let test: Split
     let validationNote: String?
+    /// The dataset `test` comes from when it is not the training dataset (`evaluation.dataset`).
+    let evaluationDataset: FewShotDataset?
 
-    init(suite: Suite, dataset: FewShotDataset) throws {
+    /// `evaluationDataset`: the suite's `evaluation.dataset`, already loaded (loaded here when nil).
+    init(suite: Suite, dataset: FewShotDataset, evaluationDataset: FewShotDataset? = nil) throws {
         self.dataset = dataset
         let spec = suite.dataset
         do {
             train = try dataset.split(named: spec.trainSplit)
-            test = try dataset.split(named: spec.testSplit)
         } catch {
             throw RunnerError.dataset(file: suite.file, line: spec.line, message: "\(error)")
+        }
+        if let evaluationSpec = suite.evaluation.dataset {
+            let other = try evaluationDataset ?? SuiteRunner.loadDataset(evaluationSpec, suiteFile: suite.file)
+            guard other.imageShape == dataset.imageShape else {
+                throw RunnerError.dataset(file: suite.file, line: evaluationSpec.line,
+                                          message: "evaluation.dataset: its images are \(other.imageShape), but the training dataset's are \(dataset.imageShape); give both the same image_size (and channels)")
+            }
+            do {
+                test = try other.split(named: evaluationSpec.testSplit)
+            } catch {
+                throw RunnerError.dataset(file: suite.file, line: evaluationSpec.line, message: "evaluation.dataset: \(error)")
+            }
+            self.evaluationDataset = other
+        } else {
+            do {
+                test = try dataset.split(named: spec.testSplit)
+            } catch {
+                throw RunnerError.dataset(file: suite.file, line: spec.line, message: "\(error)")
+            }
+            self.evaluationDataset = nil
         }
         if let valName = spec.valSplit {
             if let split = dataset.splits.first(where: { $0.name == valName }) {
@@ -81,7 +105,7 @@ struct DataPlan {
         var checked = Set<String>()
         for entry in learners {
             let validates = suite.training(for: entry).validateEvery > 0
-            for suiteSetting in suite.settings {
+            for suiteSetting in suite.settings where entry.runs(in: suiteSetting) {
                 let setting = entry.training.applied(to: suiteSetting)
                 guard checked.insert("\(setting.id) \(validates)").inserted else { continue }
                 do {
@@ -102,6 +126,20 @@ struct DataPlan {
                 }
             }
         }
+    }
+
+    /// The report's remark on a cross-domain suite.
+    var crossDomainNote: String? {
+        guard let other = evaluationDataset else { return nil }
+        return "cross-domain: trained on \(dataset.name) (\(dataset.layout)), evaluated on the '\(test.name)' split of \(other.name) (\(other.layout), \(test.classes.count) classes)"
+    }
+
+    /// The evaluation dataset's part of a cell's configuration (cross-domain only).
+    func evaluationConfig(suite: Suite) -> DatasetConfig? {
+        guard let other = evaluationDataset, let spec = suite.evaluation.dataset else { return nil }
+        return DatasetConfig(path: spec.path, options: spec.options, name: other.name, layout: other.layout,
+                             imageShape: other.imageShape, trainSplit: "", valSplit: nil, testSplit: test.name,
+                             classCounts: ["test": test.classes.count], normalization: suite.normalization)
     }
 
     func config(suite: Suite) -> DatasetConfig {

@@ -9,8 +9,15 @@ public struct CellEstimate: Sendable {
     public enum Source: String, Sendable { case measured, stored }
 
     public var cell: PlannedCell
-    public var seconds: Double
+    /// Meta-training, validation included: 0 for a cell that shares the training of an earlier cell of its
+    /// group (`SuitePlan.groups`).
+    public var trainingSeconds: Double
+    public var evaluationSeconds: Double
     public var source: Source
+    /// The cell whose training this one shares, if any.
+    public var sharesTrainingWith: CellKey?
+
+    public var seconds: Double { trainingSeconds + evaluationSeconds }
     /// Seconds a rerun would spend on it: 0 for a stored cell.
     public var remainingSeconds: Double { source == .stored ? 0 : seconds }
 }
@@ -24,22 +31,33 @@ public struct SuiteEstimate: Sendable {
     public var totalSeconds: Double { cells.reduce(0) { $0 + $1.seconds } }
     public var remainingSeconds: Double { cells.reduce(0) { $0 + $1.remainingSeconds } }
 
-    /// The remaining seconds of each of `shards` shards.
+    /// The remaining seconds of each of `shards` shards: its training groups, each trained once when any of
+    /// its cells is still to run.
     public func shardSeconds(_ shards: Int) -> [Double] {
-        SuitePlan.partition(costs: plan.cells.map(\.cost), count: shards).map { group in
-            group.reduce(0) { $0 + cells[$1].remainingSeconds }
+        SuitePlan.partition(costs: plan.groupCosts, count: shards).map { groups in
+            groups.reduce(0) { total, group in total + groupSeconds(group) }
         }
+    }
+
+    /// The remaining seconds of one training group.
+    func groupSeconds(_ group: Int) -> Double {
+        let members = plan.groups[group].map { cells[$0] }
+        let remaining = members.filter { $0.source != .stored }
+        guard !remaining.isEmpty else { return 0 }
+        let training = members.map(\.trainingSeconds).max() ?? 0
+        return training + remaining.reduce(0) { $0 + $1.evaluationSeconds }
     }
 
     /// The remaining wall time with `shards` shards running at once: the slowest shard.
     public func wallSeconds(shards: Int) -> Double { shardSeconds(shards).max() ?? 0 }
 
-    /// The fewest shards whose wall time is within 10% of the longest cell (more shards cannot beat it).
+    /// The fewest shards whose wall time is within 10% of the longest training group (more shards cannot
+    /// beat it).
     public var suggestedShards: Int {
-        let longest = cells.map(\.remainingSeconds).max() ?? 0
+        let longest = plan.groups.indices.map(groupSeconds).max() ?? 0
         guard longest > 0 else { return 1 }
-        for n in 1...max(1, cells.count) where wallSeconds(shards: n) <= longest * 1.1 { return n }
-        return max(1, cells.count)
+        for n in 1...max(1, plan.groups.count) where wallSeconds(shards: n) <= longest * 1.1 { return n }
+        return max(1, plan.groups.count)
     }
 }
 
@@ -86,20 +104,30 @@ extension SuiteRunner {
             let budget = cell.training
             let validations = data.validation != nil && budget.validateEvery > 0
                 ? budget.iterations / budget.validateEvery + (budget.iterations % budget.validateEvery == 0 ? 0 : 1) : 0
-            let episodes = Double(validations * budget.validationEpisodes + cell.evaluation.episodes)
+            let validationEpisodes = Double(validations * budget.validationEpisodes)
+            let leader = plan.groups[cell.group].first ?? cell.index
+            let shared = leader == cell.index ? nil : plan.cells[leader].key
+            let adaptMilliseconds: Double, trainingSeconds: Double, source: CellEstimate.Source
             if case .valid(let stored) = store.read(cell.key, fingerprint: config.fingerprint) {
-                let seconds = stored.trainingSeconds + (stored.adaptMillisecondsPerEpisode ?? 0) / 1000 * episodes
-                estimates.append(CellEstimate(cell: cell, seconds: seconds, source: .stored))
-                continue
+                adaptMilliseconds = stored.adaptMillisecondsPerEpisode ?? 0
+                trainingSeconds = stored.trainingSeconds
+                source = .stored
+            } else {
+                let id = "\(cell.entry.label) \(cell.setting.id)"
+                if timed[id] == nil {
+                    progress?.message("timing \(id)")
+                    timed[id] = try time(cell, config: config, data: data)
+                }
+                let t = timed[id] ?? (0, 0)
+                adaptMilliseconds = t.episode * 1000
+                trainingSeconds = Double(budget.iterations) * t.step
+                source = .measured
             }
-            let id = "\(cell.entry.label) \(cell.setting.id)"
-            if timed[id] == nil {
-                progress?.message("timing \(id)")
-                timed[id] = try time(cell, config: config, data: data)
-            }
-            let t = timed[id] ?? (0, 0)
-            estimates.append(CellEstimate(cell: cell, seconds: Double(budget.iterations) * t.step + episodes * t.episode,
-                                          source: .measured))
+            // Validation runs in the shared training, on the first cell's episodes.
+            estimates.append(CellEstimate(
+                cell: cell, trainingSeconds: shared == nil ? trainingSeconds + adaptMilliseconds / 1000 * validationEpisodes : 0,
+                evaluationSeconds: adaptMilliseconds / 1000 * Double(cell.evaluation.episodes), source: source,
+                sharesTrainingWith: shared))
         }
         return SuiteEstimate(plan: plan, cells: estimates)
     }

@@ -45,7 +45,7 @@ extension Suite {
                 throw SuiteError(file: file, line: entry.line, "\(error)")
             }
             let budget = training(for: entry)
-            for suiteSetting in settings {
+            for suiteSetting in settings where entry.runs(in: suiteSetting) {
                 let setting = entry.training.applied(to: suiteSetting)
                 let context = FootprintContext(
                     imageShape: imageShape,

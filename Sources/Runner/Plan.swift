@@ -13,8 +13,15 @@ public struct PlannedCell: Sendable, Equatable {
     public var seed: UInt64
     public var training: TrainingBudget
     public var evaluation: EvaluationSpec
-    /// The static cost estimate (`CostModel`), in arbitrary units: only ratios between cells mean anything.
-    public var cost: Double
+    /// The static cost estimate (`CostModel`) of training and of evaluating the cell, in arbitrary units:
+    /// only ratios mean anything.
+    public var trainingCost: Double
+    public var evaluationCost: Double
+    /// The cell's training group (`SuitePlan.groups`): cells that share one meta-training.
+    public var group: Int
+
+    /// Training and evaluating it alone.
+    public var cost: Double { trainingCost + evaluationCost }
 
     public var key: CellKey { CellKey(label: entry.label, setting: setting.id, seed: seed) }
     public var fileName: String { key.fileName }
@@ -24,31 +31,61 @@ public struct PlannedCell: Sendable, Equatable {
 /// on every machine, so that every node of a cluster computes the same shards.
 public struct SuitePlan: Sendable, Equatable {
     public var cells: [PlannedCell]
+    /// Cells that share one meta-training, as indices into `cells`, in suite order (the first cell of a group
+    /// comes first): the same learner entry and seed with the same training episodes, when the learner
+    /// serves any episode shape (`LearnerDescriptor.evaluatesAnyEpisodeShape`); else each cell alone.
+    public var groups: [[Int]]
 
     public init(suite: Suite, registry: LearnerRegistry = .builtIn, evaluationEpisodes: Int? = nil) {
         var evaluation = suite.evaluation
         if let episodes = evaluationEpisodes { evaluation.episodes = episodes }
         var cells: [PlannedCell] = []
+        var groups: [[Int]] = []
+        var groupOf: [String: Int] = [:]
         for suiteSetting in suite.settings {
-            for entry in suite.learners {
+            for entry in suite.learners where entry.runs(in: suiteSetting) {
                 let setting = entry.training.applied(to: suiteSetting)
                 let training = suite.training(for: entry)
-                let cost = CostModel.cost(entry: entry, setting: setting, training: training, evaluation: evaluation,
-                                          registry: registry)
+                let costs = CostModel.costs(entry: entry, setting: setting, training: training, evaluation: evaluation,
+                                            registry: registry)
+                let anyShape = (try? registry.descriptor(named: entry.name))?.evaluatesAnyEpisodeShape ?? false
                 for seed in suite.seeds {
+                    var key = "\(entry.label)\u{0}\(setting.trainWays)w\(setting.trainShots)s\(setting.trainQueries)q\u{0}\(seed)"
+                    if !anyShape { key += "\u{0}\(setting.id)" }
+                    let group: Int
+                    if let known = groupOf[key] {
+                        group = known
+                    } else {
+                        group = groups.count
+                        groupOf[key] = group
+                        groups.append([])
+                    }
+                    groups[group].append(cells.count)
                     cells.append(PlannedCell(index: cells.count, entry: entry, suiteSetting: suiteSetting,
                                              setting: setting, seed: seed, training: training, evaluation: evaluation,
-                                             cost: cost))
+                                             trainingCost: costs.training, evaluationCost: costs.evaluation, group: group))
                 }
             }
         }
         self.cells = cells
+        self.groups = groups
     }
 
-    /// The cells of `shard`, in suite order.
+    /// The static cost of each training group: one training, every member's evaluation.
+    public var groupCosts: [Double] {
+        groups.map { members in
+            (members.first.map { cells[$0].trainingCost } ?? 0) + members.reduce(0) { $0 + cells[$1].evaluationCost }
+        }
+    }
+
+    /// The training groups of `shard` (indices into `groups`), balanced by `groupCosts`.
+    public func groups(of shard: Shard) -> [Int] {
+        Self.partition(costs: groupCosts, count: shard.count)[shard.index]
+    }
+
+    /// The cells of `shard`, in suite order: whole training groups, never split.
     public func cells(of shard: Shard) -> [PlannedCell] {
-        let assignment = Self.partition(costs: cells.map(\.cost), count: shard.count)
-        return assignment[shard.index].map { cells[$0] }
+        groups(of: shard).flatMap { groups[$0] }.sorted().map { cells[$0] }
     }
 
     /// Splits items with the given costs into `count` groups of balanced total cost: largest first, each to
@@ -166,6 +203,13 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
 public enum CostModel {
     public static func cost(entry: LearnerEntry, setting: SettingSpec, training: TrainingBudget,
                             evaluation: EvaluationSpec, registry: LearnerRegistry) -> Double {
+        let parts = costs(entry: entry, setting: setting, training: training, evaluation: evaluation, registry: registry)
+        return parts.training + parts.evaluation
+    }
+
+    /// The cost of meta-training (validation included) and of evaluating, apart.
+    public static func costs(entry: LearnerEntry, setting: SettingSpec, training: TrainingBudget,
+                             evaluation: EvaluationSpec, registry: LearnerRegistry) -> (training: Double, evaluation: Double) {
         var values = entry.hyperparameters
         if let descriptor = try? registry.descriptor(named: entry.name),
            let full = try? HyperParameters(learner: entry.name, specs: descriptor.hyperparameters, given: values) {
@@ -204,9 +248,8 @@ public enum CostModel {
         }
         let validations = training.validateEvery > 0 ? Double(training.iterations / training.validateEvery + 1) : 0
         let width = number("width", 64) / 64
-        let images = Double(training.iterations) * step
-            + validations * Double(training.validationEpisodes) * episode
-            + Double(evaluation.episodes) * episode
-        return max(1, images * width * width)
+        let scale = width * width
+        let trainingImages = Double(training.iterations) * step + validations * Double(training.validationEpisodes) * episode
+        return (max(1, trainingImages * scale), max(1, Double(evaluation.episodes) * episode * scale))
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Learning curves as a hand-written SVG: one panel per setting, validation accuracy (percent) against
-/// meta-iteration, one line per learner (mean over seeds). Without validation, panels show training loss.
+/// meta-iteration, one line per learner (mean over seeds) over a faint line per seed when it has several.
+/// Without validation, panels show training loss.
 public enum LearningCurvePlot {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                           "#7f7f7f", "#bcbd22", "#17becf"]
@@ -30,19 +31,27 @@ public enum LearningCurvePlot {
             let plotW = panelWidth - margin.left - margin.right, plotH = panelHeight - margin.top - margin.bottom
 
             var series: [(label: String, points: [(Double, Double)])] = []
+            var seedSeries: [(label: String, points: [(Double, Double)])] = []
             for label in labels {
                 let cells = results.cells.filter { $0.config.label == label && $0.config.setting.id == setting }
                 var byIteration: [Int: [Double]] = [:]
+                var seedLines: [[(Double, Double)]] = []
                 for cell in cells {
+                    var line: [(Double, Double)] = []
                     for point in cell.learningCurve {
                         let value = hasValidation ? point.validationAccuracy : point.loss
-                        if let value, value.isFinite { byIteration[point.iteration, default: []].append(value) }
+                        if let value, value.isFinite {
+                            byIteration[point.iteration, default: []].append(value)
+                            line.append((Double(point.iteration), value))
+                        }
                     }
+                    if !line.isEmpty { seedLines.append(line) }
                 }
-                let points = byIteration.keys.sorted().map { (Double($0), Statistics.mean(byIteration[$0]!)) }
+                let points = byIteration.keys.sorted().map { (Double($0), Statistics.mean(byIteration[$0] ?? [])) }
                 series.append((label, points))
+                if seedLines.count > 1 { seedSeries += seedLines.map { (label, $0) } }
             }
-            let allPoints = series.flatMap(\.points)
+            let allPoints = series.flatMap(\.points) + seedSeries.flatMap(\.points)
             let maxX = max(allPoints.map(\.0).max() ?? 1, 1)
             var minY = hasValidation ? 0.0 : (allPoints.map(\.1).min() ?? 0)
             var maxY = hasValidation ? 100.0 : (allPoints.map(\.1).max() ?? 1)
@@ -65,6 +74,11 @@ public enum LearningCurvePlot {
             svg += "<text x=\"\(f(x0 + 16))\" y=\"\(f(plotY + plotH / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 \(f(x0 + 16)) \(f(plotY + plotH / 2)))\">\(yTitle)</text>\n"
             if allPoints.isEmpty {
                 svg += "<text x=\"\(f(plotX + plotW / 2))\" y=\"\(f(plotY + plotH / 2))\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n"
+            }
+            for s in seedSeries {
+                let colour = palette[(labels.firstIndex(of: s.label) ?? 0) % palette.count]
+                let coordinates = s.points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
+                svg += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1\" stroke-opacity=\"0.3\" points=\"\(coordinates)\"/>\n"
             }
             for (index, s) in series.enumerated() where !s.points.isEmpty {
                 let colour = palette[labels.firstIndex(of: s.label).map { $0 % palette.count } ?? index % palette.count]

@@ -15,6 +15,10 @@ public struct ReportRow: Sendable, Equatable {
     public var accuracy: Double?
     /// 1.96·σ/√n over those episodes, percent.
     public var ci95: Double?
+    /// With two completed seeds or more: the mean over seeds of each seed's accuracy, and the between-seed 95%
+    /// interval t(0.975, k − 1)·σ/√k (percent); nil otherwise.
+    public var seedMean: Double?
+    public var seedCI95: Double?
     public var published: Double?
     /// Mean over seeds.
     public var trainingSeconds: Double?
@@ -34,21 +38,29 @@ public struct ReportRow: Sendable, Equatable {
         if diverged > 0 { return "diverged" }
         return "–"
     }
+
+    /// The between-seed cell of a table: `97.10 ± 0.40 (3 seeds)`, or `–` with fewer than two completed seeds.
+    public var seedText: String {
+        guard let seedMean, let seedCI95 else { return "–" }
+        return "\(Format.fixed(seedMean, 2)) ± \(Format.fixed(seedCI95, 2)) (\(completed) seeds)"
+    }
 }
 
 /// The reports of a result set: a terminal table, REPORT.md, results.csv, results.json and the learning curves.
 public enum Report {
-    /// Rows in suite order: learners as they appear, settings as they appear.
+    /// Rows in the order of `results.cells` (the runner's: settings in suite order, then learners in suite
+    /// order): settings as they first appear, and within a setting its learners as they first appear there.
     public static func rows(_ results: ResultSet) -> [ReportRow] {
         var groups: [String: [CellResult]] = [:]
         for cell in results.cells {
             groups[cell.config.label + "\u{0}" + cell.config.setting.id, default: []].append(cell)
         }
-        // Settings as the suite runs them, learners as they appear within.
-        let settingOrder = results.cells.map(\.config.setting.id).uniqued()
-        let labelOrder = results.cells.map(\.config.label).uniqued()
-        let order = settingOrder.flatMap { setting in
-            labelOrder.filter { groups[$0 + "\u{0}" + setting] != nil }.map { ($0, setting) }
+        let order = results.cells.map(\.config.setting.id).uniqued().flatMap { setting in
+            results.cells.filter { $0.config.setting.id == setting }.map(\.config.label).uniqued().map { ($0, setting) }
+        }
+        var spread: [String: SeedStatistics] = [:]
+        for statistics in SeedStatistics.all(results.cells) {
+            spread[statistics.label + "\u{0}" + statistics.setting] = statistics
         }
         return order.map { label, setting in
             let cells = groups[label + "\u{0}" + setting] ?? []
@@ -64,6 +76,7 @@ public enum Report {
                 failed: cells.filter { $0.status == .failed }.count,
                 accuracy: episodes.isEmpty ? nil : Statistics.mean(episodes) * 100,
                 ci95: episodes.isEmpty ? nil : Statistics.ci95(episodes) * 100,
+                seedMean: spread[label + "\u{0}" + setting]?.mean, seedCI95: spread[label + "\u{0}" + setting]?.ci95,
                 published: cells.first.flatMap { results.publishedAccuracy(label: label, setting: $0.config.setting.shortName) },
                 trainingSeconds: done.isEmpty ? nil : Statistics.mean(done.map(\.trainingSeconds)),
                 adaptMilliseconds: done.isEmpty ? nil : Statistics.mean(done.compactMap(\.adaptMillisecondsPerEpisode)),
@@ -74,22 +87,30 @@ public enum Report {
         }
     }
 
-    static let headers = ["Learner", "Setting", "Accuracy (%)", "Published", "Train (s)", "Adapt (ms/ep)",
-                          "Peak mem (MiB)", "Transductive"]
+    /// The table's columns; "Over seeds (%)" only when some row has two completed seeds or more.
+    static func headers(_ rows: [ReportRow]) -> [String] {
+        ["Learner", "Setting", "Accuracy (%)"] + (hasSeedColumn(rows) ? ["Over seeds (%)"] : [])
+            + ["Published", "Train (s)", "Adapt (ms/ep)", "Peak mem (MiB)", "Transductive"]
+    }
 
-    static func cells(of row: ReportRow) -> [String] {
-        [row.label, row.setting, row.accuracyText,
-         row.published.map { Format.fixed($0, 2) } ?? "–",
-         row.trainingSeconds.map { Format.fixed($0, 1) } ?? "–",
-         row.adaptMilliseconds.map { Format.fixed($0, 2) } ?? "–",
-         Format.mebibytes(row.peakResidentBytes) + (row.peakMemoryPerCell ? "" : "*"),
-         row.transductive.map { $0 ? "yes" : "no" } ?? "–"]
+    static func hasSeedColumn(_ rows: [ReportRow]) -> Bool { rows.contains { $0.seedMean != nil } }
+
+    static func cells(of row: ReportRow, seedColumn: Bool) -> [String] {
+        let published = row.published.map { Format.fixed($0, 2) } ?? "–"
+        let training = row.trainingSeconds.map { Format.fixed($0, 1) } ?? "–"
+        let adapt = row.adaptMilliseconds.map { Format.fixed($0, 2) } ?? "–"
+        let memory = Format.mebibytes(row.peakResidentBytes) + (row.peakMemoryPerCell ? "" : "*")
+        let transductive = row.transductive.map { $0 ? "yes" : "no" } ?? "–"
+        let seeds: [String] = seedColumn ? [row.seedText] : []
+        return [row.label, row.setting, row.accuracyText] + seeds + [published, training, adapt, memory, transductive]
     }
 
     /// A table for the terminal, columns aligned, then any failures.
     public static func table(_ results: ResultSet) -> String {
+        let rows = rows(results)
+        let headers = headers(rows)
         var table = TextTable(headers: headers, alignments: headers.indices.map { $0 < 2 ? .left : .right })
-        for row in rows(results) { table.append(cells(of: row)) }
+        for row in rows { table.append(cells(of: row, seedColumn: hasSeedColumn(rows))) }
         var text = table.render()
         text += problemsText(results, bullet: "  ")
         return text
@@ -108,13 +129,20 @@ public enum Report {
         var md = "# \(results.suite)\n\n"
         md += "Suite `\(results.suiteFile)` on dataset `\(results.dataset.name)` (\(results.dataset.layout), "
         md += "\(results.dataset.imageShape) images), seeds \(results.seeds.map(String.init).joined(separator: ", ")).\n\n"
+        let rows = rows(results)
+        let headers = headers(rows)
         md += "| " + headers.joined(separator: " | ") + " |\n"
         md += "|" + headers.indices.map { $0 < 2 ? "---" : "---:" }.joined(separator: "|") + "|\n"
-        for row in rows(results) {
-            md += "| " + cells(of: row).map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+        for row in rows {
+            md += "| " + cells(of: row, seedColumn: hasSeedColumn(rows)).map(markdownCell).joined(separator: " | ") + " |\n"
         }
         md += "\nAccuracy is the mean over evaluation episodes (pooled over seeds) with its 95% confidence interval, "
-        md += "1.96·σ/√n. Train is meta-training wall-clock time without validation; Adapt is `adapt` plus scoring "
+        md += "1.96·σ/√n. "
+        if hasSeedColumn(rows) {
+            md += "Over seeds is the mean of the seeds' accuracies with the between-seed 95% interval, "
+            md += "t(0.975, k − 1)·σ/√k over the k completed seeds: the spread that training seeds add. "
+        }
+        md += "Train is meta-training wall-clock time without validation; Adapt is `adapt` plus scoring "
         md += "the queries, per episode. Peak mem is the kernel's high-water mark of the whole bench process's resident "
         md += "memory (VmHWM), reset when the cell started: it includes the dataset and what earlier cells left "
         md += "allocated, so it bounds the learner's own footprint from above"
@@ -124,6 +152,7 @@ public enum Report {
         md += ". Times and memory are those of the machine that produced each cell (below).\n"
         let problems = problemsText(results, bullet: "- ")
         if !problems.isEmpty { md += "\n## Diverged or failed\n\n" + problems }
+        md += PairedTables.markdown(results)
         if let missing = results.missingCells, !missing.isEmpty {
             md += "\n## Missing cells\n\nThese cells of the suite have no stored result in the folder (shards still "
             md += "running or stopped); the table leaves them out.\n\n" + missing.map { "- \($0)\n" }.joined()
@@ -162,12 +191,18 @@ public enum Report {
     /// results.csv: one row per cell.
     public static func csv(_ results: ResultSet) -> String {
         let header = ["label", "learner", "setting", "ways", "shots", "queries", "train_ways", "train_shots",
-                      "train_queries", "seed", "status", "accuracy", "ci95", "published", "train_seconds",
+                      "train_queries", "seed", "status", "accuracy", "ci95", "mean_over_seeds", "ci95_over_seeds", "published",
+                      "train_seconds",
                       "adapt_ms_per_episode", "peak_resident_bytes", "transductive", "threads", "hyperparameters",
                       "message", "git_commit", "uncommitted_changes", "openblas", "cpu", "date"]
         var text = header.joined(separator: ",") + "\n"
+        var spread: [String: SeedStatistics] = [:]
+        for statistics in SeedStatistics.all(results.cells) {
+            spread[statistics.label + "\u{0}" + statistics.setting] = statistics
+        }
         for cell in results.cells {
             let c = cell.config
+            let seeds = spread[c.label + "\u{0}" + c.setting.id]
             let p = cell.provenance
             let hyper = c.hyperparameters.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(canonical($0.value))" }
                 .joined(separator: ";")
@@ -175,6 +210,7 @@ public enum Report {
                 c.label, c.learner, c.setting.id, "\(c.setting.ways)", "\(c.setting.shots)", "\(c.setting.queries)",
                 "\(c.setting.trainWays)", "\(c.setting.trainShots)", "\(c.setting.trainQueries)", "\(c.seed)",
                 cell.status.rawValue, cell.accuracy.map { "\($0)" } ?? "", cell.ci95.map { "\($0)" } ?? "",
+                seeds.map { "\($0.mean)" } ?? "", seeds.map { "\($0.ci95)" } ?? "",
                 results.publishedAccuracy(label: c.label, setting: c.setting.shortName).map { "\($0)" } ?? "",
                 "\(cell.trainingSeconds)",
                 cell.adaptMillisecondsPerEpisode.map { "\($0)" } ?? "", cell.peakResidentBytes.map { "\($0)" } ?? "",
@@ -192,6 +228,8 @@ public enum Report {
         if case .double(let d) = value, d.rounded() == d, abs(d) < 1e15 { return String(Int(d)) }
         return value.description
     }
+
+    static func markdownCell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
 
     static func csvField(_ value: String) -> String {
         guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }

@@ -116,6 +116,8 @@ public struct CellConfig: Sendable, Codable, Equatable {
     public var training: TrainingBudget
     public var evaluation: EvaluationSpec
     public var dataset: DatasetConfig
+    /// The dataset the cell is evaluated on when it is not the training dataset (cross-domain); absent otherwise.
+    public var evaluationDataset: DatasetConfig?
 
     /// A stable hash of the configuration (16 hex digits), the same in every process.
     public var fingerprint: String {
@@ -166,6 +168,10 @@ public struct CellResult: Sendable, Codable, Equatable {
     /// The iterations at which training resumed from a checkpoint (after a SIGTERM, a preemption, a kill);
     /// absent when it ran in one go. The numbers are those of an uninterrupted run; times add up the parts.
     public var resumedAtIterations: [Int]?
+    /// The setting whose cell trained the model this cell evaluates, when it is not this cell's own: the
+    /// learner serves any episode shape, so one training serves every setting with the same training episodes
+    /// (the learning curve's validation ran on that setting's episodes). Absent for a cell trained for itself.
+    public var trainedWith: String?
     public var threads: Int
     /// What produced the numbers (code, compiler, kernels, machine, date).
     public var provenance: Provenance?
@@ -264,7 +270,15 @@ public struct ResultSet: Sendable, Codable, Equatable {
     public var published: [String: [String: Double]]
     /// The distinct producers of the cells.
     public var producers: [ProducerSummary]
-    public var cells: [CellResult]
+    /// The cells, in the order the runner writes them: setting, then learner in suite order, then seed. The
+    /// statistics below follow every change.
+    public var cells: [CellResult] { didSet { refreshStatistics() } }
+    /// Every pair of learners of each setting compared on their shared episodes, with Holm's correction per
+    /// setting (`PairedComparison.all(cells)`); absent when no pair shares episodes.
+    public var pairedComparisons: [PairedComparison]?
+    /// The spread over training seeds of each row with two completed seeds or more (`SeedStatistics.all(cells)`);
+    /// absent when no row has two.
+    public var seedStatistics: [SeedStatistics]?
     /// Cells of the suite's plan with no stored result (a merge of shards that did not all finish); absent
     /// when none is missing.
     public var missingCells: [String]?
@@ -281,6 +295,15 @@ public struct ResultSet: Sendable, Codable, Equatable {
         self.published = published
         self.cells = cells
         self.producers = ProducerSummary.summarize(cells)
+        refreshStatistics()
+    }
+
+    /// Recomputes `pairedComparisons` and `seedStatistics` from the cells (a pure function of them).
+    mutating func refreshStatistics() {
+        let paired = PairedComparison.all(cells)
+        pairedComparisons = paired.isEmpty ? nil : paired
+        let seeds = SeedStatistics.all(cells)
+        seedStatistics = seeds.isEmpty ? nil : seeds
     }
 
     /// The published accuracy of a row (learner label × the suite setting the row's setting id names).

@@ -121,17 +121,24 @@ public struct LearnerEntry: Sendable, Equatable {
     /// This learner's own training budget and meta-training episode shape, where it differs from the
     /// suite's (e.g. Prototypical Networks' 60-way training beside MAML's 5-way).
     public var training: TrainingOverride
+    /// The ids of the suite's settings this learner runs in (`settings: [5w1s]` in the suite file: MAML's
+    /// 5-way head cannot serve 20-way episodes); nil: every setting.
+    public var settings: [String]?
     /// The suite-file line of the entry (for error messages).
     public var line: Int?
 
     public init(name: String, label: String? = nil, hyperparameters: [String: HyperValue] = [:],
-                training: TrainingOverride = TrainingOverride(), line: Int? = nil) {
+                training: TrainingOverride = TrainingOverride(), settings: [String]? = nil, line: Int? = nil) {
         self.name = name
         self.label = label ?? name
         self.hyperparameters = hyperparameters
         self.training = training
+        self.settings = settings
         self.line = line
     }
+
+    /// Whether the learner runs in the suite setting `setting`.
+    public func runs(in setting: SettingSpec) -> Bool { settings?.contains(setting.id) ?? true }
 }
 
 /// A learner's departures from the suite's training: budget fields and the meta-training episode shape
@@ -199,10 +206,17 @@ public struct TrainingBudget: Sendable, Equatable, Codable {
 public struct EvaluationSpec: Sendable, Equatable, Codable {
     public var episodes: Int
     public var seed: UInt64
+    /// Cross-domain evaluation: the dataset whose test split (`splits.test`) the learners are evaluated on,
+    /// instead of the training dataset's. Not encoded: a cell's configuration records the dataset itself
+    /// (`CellConfig.evaluationDataset`).
+    public var dataset: DatasetSpec?
 
-    public init(episodes: Int = 600, seed: UInt64 = 0) {
+    enum CodingKeys: String, CodingKey { case episodes, seed }
+
+    public init(episodes: Int = 600, seed: UInt64 = 0, dataset: DatasetSpec? = nil) {
         self.episodes = episodes
         self.seed = seed
+        self.dataset = dataset
     }
 }
 

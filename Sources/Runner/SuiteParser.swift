@@ -13,11 +13,11 @@ struct SuiteParser {
     static let datasetKeys = ["path", "image_size", "resize", "rotations", "labels_prefix", "variant", "splits"]
     static let splitKeys = ["train", "val", "test"]
     static let settingKeys = ["ways", "shots", "queries", "train_ways", "train_shots", "train_queries"]
-    static let learnerKeys = ["name", "label", "hyperparameters", "training"]
+    static let learnerKeys = ["name", "label", "hyperparameters", "training", "settings"]
     static let learnerTrainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes",
                                       "train_ways", "train_shots", "train_queries"]
     static let trainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes"]
-    static let evaluationKeys = ["episodes", "seed"]
+    static let evaluationKeys = ["episodes", "seed", "dataset"]
     static let normalizationKeys = ["mean", "std"]
 
     func parse(_ yaml: String) throws -> Suite {
@@ -62,12 +62,34 @@ struct SuiteParser {
         }
 
         guard let learnersNode = top["learners"] else { throw missing("learners", in: root, "the suite") }
-        let learners = try sequence(learnersNode.value, "learners").map(parseLearner)
+        var learners = try sequence(learnersNode.value, "learners").map(parseLearner)
         if learners.isEmpty { throw SuiteError(file: file, line: line(learnersNode.value), "learners: expected at least one learner") }
         for entry in learners {
             if let problem = SuiteLimits.nameProblem(entry.label, maxBytes: SuiteLimits.labelBytes, commas: false) {
                 throw SuiteError(file: file, line: entry.line, "learner label '\(Self.printable(entry.label))' \(problem)")
             }
+        }
+        // A learner's own list of settings names the suite's settings: by id (5w1s, 5w1s5q,
+        // 5w1s-train20w1s15q), or by the short name (5w1s) when exactly one setting has it.
+        for index in learners.indices {
+            guard let names = learners[index].settings else { continue }
+            let entry = learners[index]
+            var ids: [String] = []
+            for name in names {
+                let matches = settings.filter { $0.id == name }.isEmpty ? settings.filter { $0.shortName == name }
+                    : settings.filter { $0.id == name }
+                guard matches.count == 1, let match = matches.first else {
+                    let known = settings.map(\.id).joined(separator: ", ")
+                    throw SuiteError(file: file, line: entry.line, matches.isEmpty
+                        ? "learner \(entry.label): settings: '\(Self.printable(name))' is not a setting of this suite (settings: \(known))"
+                        : "learner \(entry.label): settings: '\(name)' names \(matches.count) settings (\(matches.map(\.id).joined(separator: ", "))); use the full id")
+                }
+                guard !ids.contains(match.id) else {
+                    throw SuiteError(file: file, line: entry.line, "learner \(entry.label): settings: '\(match.id)' appears twice")
+                }
+                ids.append(match.id)
+            }
+            learners[index].settings = ids
         }
         var seenLabels: Set<String> = []
         for entry in learners where !seenLabels.insert(entry.label).inserted {
@@ -135,39 +157,39 @@ struct SuiteParser {
 
     // MARK: - Sections
 
-    func parseDataset(_ node: Node) throws -> DatasetSpec {
+    func parseDataset(_ node: Node, _ what: String = "dataset") throws -> DatasetSpec {
         if node.scalar != nil {
-            return DatasetSpec(path: try string(node, "dataset"), line: line(node))
+            return DatasetSpec(path: try string(node, "\(what)"), line: line(node))
         }
-        let m = try mapping(node, "dataset", allowed: Self.datasetKeys)
+        let m = try mapping(node, "\(what)", allowed: Self.datasetKeys)
         var spec = DatasetSpec(line: line(node))
         if let p = m["path"] {
-            spec.path = try string(p.value, "dataset.path")
+            spec.path = try string(p.value, "\(what).path")
             spec.line = line(p.value)
-            if spec.path.isEmpty { throw SuiteError(file: file, line: line(p.value), "dataset.path: expected a path or 'embedded', got an empty string") }
+            if spec.path.isEmpty { throw SuiteError(file: file, line: line(p.value), "\(what).path: expected a path or 'embedded', got an empty string") }
         }
-        if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "dataset.image_size", in: SuiteLimits.imageSize) }
+        if let v = m["image_size"] { spec.options.imageSize = try int(v.value, "\(what).image_size", in: SuiteLimits.imageSize) }
         if let v = m["resize"] {
-            let name = try string(v.value, "dataset.resize")
+            let name = try string(v.value, "\(what).resize")
             guard let mode = ResizeMode(rawValue: name) else {
                 throw SuiteError(file: file, line: line(v.value),
-                                 "dataset.resize: expected one of \(ResizeMode.names), got '\(Self.printable(name))'")
+                                 "\(what).resize: expected one of \(ResizeMode.names), got '\(Self.printable(name))'")
             }
             guard spec.options.imageSize != nil else {
                 throw SuiteError(file: file, line: line(v.value),
-                                 "dataset.resize: needs dataset.image_size (it chooses how images are resized)")
+                                 "\(what).resize: needs dataset.image_size (it chooses how images are resized)")
             }
             spec.options.resize = mode
         }
-        if let v = m["rotations"] { spec.options.rotations = try bool(v.value, "dataset.rotations") }
-        if let v = m["labels_prefix"] { spec.options.labelsPrefix = try string(v.value, "dataset.labels_prefix") }
-        if let v = m["variant"] { spec.options.variant = try string(v.value, "dataset.variant") }
+        if let v = m["rotations"] { spec.options.rotations = try bool(v.value, "\(what).rotations") }
+        if let v = m["labels_prefix"] { spec.options.labelsPrefix = try string(v.value, "\(what).labels_prefix") }
+        if let v = m["variant"] { spec.options.variant = try string(v.value, "\(what).variant") }
         if let s = m["splits"] {
-            let splits = try mapping(s.value, "dataset.splits", allowed: Self.splitKeys)
+            let splits = try mapping(s.value, "\(what).splits", allowed: Self.splitKeys)
             func split(_ key: String) throws -> String? {
                 guard let v = splits[key] else { return nil }
-                let name = try string(v.value, "dataset.splits.\(key)")
-                if name.isEmpty { throw SuiteError(file: file, line: line(v.value), "dataset.splits.\(key): expected a split name, got an empty string") }
+                let name = try string(v.value, "\(what).splits.\(key)")
+                if name.isEmpty { throw SuiteError(file: file, line: line(v.value), "\(what).splits.\(key): expected a split name, got an empty string") }
                 return name
             }
             if let name = try split("train") { spec.trainSplit = name }
@@ -267,8 +289,16 @@ struct SuiteParser {
                 trainShots: try value("train_shots", in: SuiteLimits.shots),
                 trainQueries: try value("train_queries", in: SuiteLimits.queries))
         }
+        var settingNames: [String]?
+        if let list = m["settings"] {
+            let items = try sequence(list.value, "learner settings")
+            if items.isEmpty {
+                throw SuiteError(file: file, line: line(list.value), "settings of learner \(label ?? name): expected at least one setting name (leave the key out to run every setting)")
+            }
+            settingNames = try items.map { try string($0, "learner settings") }
+        }
         return LearnerEntry(name: name, label: label, hyperparameters: hyperparameters, training: training,
-                            line: line(node))
+                            settings: settingNames, line: line(node))
     }
 
     func parseTraining(_ node: Node) throws -> TrainingBudget {
@@ -288,6 +318,11 @@ struct SuiteParser {
         var spec = EvaluationSpec()
         if let v = m["episodes"] { spec.episodes = try int(v.value, "evaluation.episodes", in: SuiteLimits.episodes) }
         if let v = m["seed"] { spec.seed = UInt64(try int(v.value, "evaluation.seed", in: SuiteLimits.seed)) }
+        if let v = m["dataset"] {
+            // Cross-domain: evaluated on this dataset's test split (`splits: {test: name}` names another);
+            // its other splits are not used.
+            spec.dataset = try parseDataset(v.value, "evaluation.dataset")
+        }
         return spec
     }
 
@@ -458,7 +493,7 @@ struct SuiteParser {
                 throw SuiteError(file: file, line: line(node),
                                  "setting \(setting.shortName): train_shots + train_queries (the images drawn per class) must be at most \(limit), got \(setting.trainShots + setting.trainQueries)")
             }
-            for entry in learners {
+            for entry in learners where entry.runs(in: setting) {
                 let own = entry.training.applied(to: setting)
                 if own.trainShots + own.trainQueries > limit {
                     throw SuiteError(file: file, line: entry.line,

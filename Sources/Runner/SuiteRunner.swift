@@ -123,8 +123,9 @@ public final class SuiteRunner {
 
         let dataset = try self.dataset ?? Self.loadDataset(suite.dataset, suiteFile: suite.file)
         self.dataset = dataset
-        let data = try DataPlan(suite: suite, dataset: dataset)
+        let data = try DataPlan(suite: suite, dataset: dataset, evaluationDataset: evaluationDataset)
         if let note = data.validationNote { progress?.message("note: \(note)") }
+        if let note = data.crossDomainNote { progress?.message("note: \(note)") }
         try data.checkSamplers(learners: learners, normalization: suite.normalization, suite: suite)
         // Sizes that depend on the images (weights, activations, episode batches) fit in memory, before any training.
         try suite.validate(imageShape: dataset.imageShape, trainClassCount: data.train.classes.count,
@@ -142,46 +143,52 @@ public final class SuiteRunner {
         try store.writeManifest(manifest(plan: plan, configs: configs, data: data))
 
         let selected = Set(learners.map(\.label))
-        let inShard = Set((options.shard.map { plan.cells(of: $0) } ?? plan.cells).map(\.index))
-        let cells = plan.cells.filter { selected.contains($0.entry.label) && inShard.contains($0.index) }
+        // Whole training groups (one training, several settings evaluated), in suite order.
+        let groups = (options.shard.map { plan.groups(of: $0) } ?? Array(plan.groups.indices)).sorted()
+            .map { plan.groups[$0].map { plan.cells[$0] } }
+            .filter { $0.first.map { selected.contains($0.entry.label) } ?? false }
+        let total = groups.reduce(0) { $0 + $1.count }
         var trainer = CellTrainer(registry: registry, data: data, normalization: suite.normalization, progress: progress)
         trainer.interruptBeforeIteration = interruptBeforeIteration
-        var trained = 0, reused = 0
-        for (number, cell) in cells.enumerated() {
-            let config = configs[cell.index]
-            let name = "[\(number + 1)/\(cells.count)] \(cell.entry.label) \(cell.setting.id) seed \(cell.seed)"
-            if options.resume {
-                switch store.read(cell.key, fingerprint: config.fingerprint) {
-                case .valid(let stored):
-                    // A checkpoint left by a process killed between writing the cell and removing it.
-                    try? FileManager.default.removeItem(atPath: store.checkpointPath(of: cell.key))
-                    reused += 1
-                    progress?.cellFinished("\(name): \(Self.summary(of: stored)) (stored)")
-                    continue
-                case .invalid(let reason):
-                    progress?.message("warning: \(store.path(of: cell.key)): \(reason); retraining the cell")
-                case .absent, .otherConfiguration, .failed:
-                    break
+        var trained = 0, reused = 0, number = 0
+        for members in groups {
+            guard let leader = members.first else { continue }
+            var pending: [(cell: PlannedCell, name: String)] = []
+            for cell in members {
+                number += 1
+                let name = "[\(number)/\(total)] \(cell.entry.label) \(cell.setting.id) seed \(cell.seed)"
+                if options.resume {
+                    switch store.read(cell.key, fingerprint: configs[cell.index].fingerprint) {
+                    case .valid(let stored) where stored.trainedWith == Self.trainedWith(cell, leader: leader):
+                        reused += 1
+                        progress?.cellFinished("\(name): \(Self.summary(of: stored)) (stored)")
+                        continue
+                    case .invalid(let reason):
+                        progress?.message("warning: \(store.path(of: cell.key)): \(reason); retraining the cell")
+                    case .valid, .absent, .otherConfiguration, .failed:
+                        break
+                    }
                 }
+                pending.append((cell, name))
+            }
+            guard !pending.isEmpty else {
+                // A checkpoint left by a process killed between writing the cells and removing it.
+                try? FileManager.default.removeItem(atPath: store.checkpointPath(of: leader.key))
+                continue
             }
             try Interruption.check()
-            let claim = try store.claim(cell.key)
+            let claim = try store.claim(leader.key)
             defer { claim.release() }
-            let checkpointPath = store.checkpointPath(of: cell.key)
-            if !options.resume { try? FileManager.default.removeItem(atPath: checkpointPath) }
-            progress?.cellStarted(name)
-            let result = try runCell(cell, config: config, trainer: trainer,
-                                     checkpoint: CheckpointPolicy(path: checkpointPath, interval: options.checkpointInterval))
-            try store.write(result)
-            try? FileManager.default.removeItem(atPath: checkpointPath)
-            trained += 1
-            progress?.cellFinished("\(name): \(Self.summary(of: result))")
+            trained += try runGroup(leader: leader, pending: pending, configs: configs, trainer: trainer, store: store)
         }
 
         let (results, missing) = try store.merge()
         if options.shard == nil { try Report.writeAll(results, to: options.outputDirectory) }
         return RunSummary(results: results, trainedCells: trained, reusedCells: reused, missingCells: missing)
     }
+
+    /// Tests: the suite's `evaluation.dataset`, already loaded (else it is loaded from its path).
+    var evaluationDataset: FewShotDataset?
 
     /// Tests: every cell stops as if SIGTERM arrived before this training iteration.
     var interruptBeforeIteration: Int?
@@ -195,7 +202,7 @@ public final class SuiteRunner {
                                  splits: Dictionary(dataset.splits.map { ($0.name, $0.classes.count) },
                                                     uniquingKeysWith: { a, _ in a }),
                                  validationSplit: data.validation?.name),
-            seeds: suite.seeds, notes: data.validationNote.map { [$0] } ?? [], published: suite.published,
+            seeds: suite.seeds, notes: [data.validationNote, data.crossDomainNote].compactMap { $0 }, published: suite.published,
             cells: plan.cells.map { cell in
                 PlanManifest.Cell(label: cell.entry.label, setting: cell.setting.id, seed: cell.seed,
                                   file: cell.fileName, fingerprint: configs[cell.index].fingerprint)
@@ -223,66 +230,140 @@ public final class SuiteRunner {
         }
         return CellConfig(learner: entry.name, label: entry.label, hyperparameters: HyperParameterValues(resolved),
                           setting: setting, seed: seed, training: suite.training(for: entry), evaluation: evaluation,
-                          dataset: plan.config(suite: suite))
+                          dataset: plan.config(suite: suite), evaluationDataset: plan.evaluationConfig(suite: suite))
     }
 
-    // MARK: - One cell
+    // MARK: - One training group
 
-    /// Trains and evaluates one cell: a value whose status follows the one divergence rule (`Divergence`).
-    /// Throws only when the run is interrupted (the checkpoint is then saved and a rerun resumes it).
-    func runCell(_ cell: PlannedCell, config: CellConfig, trainer: CellTrainer,
-                 checkpoint: CheckpointPolicy?) throws -> CellResult {
+    /// The `trainedWith` a stored cell of `cell` must record: the leader's setting when the cell shares the
+    /// leader's training.
+    static func trainedWith(_ cell: PlannedCell, leader: PlannedCell) -> String? {
+        cell.index == leader.index ? nil : leader.setting.id
+    }
+
+    /// How a group's meta-training ended.
+    enum GroupTraining {
+        case trained(learner: MetaLearner, model: TrainedModel.Info)
+        case diverged(iteration: Int?, message: String, model: TrainedModel.Info)
+        case failed(message: String)
+    }
+
+    /// Meta-trains the group's learner once (or loads the model a run saved before), then evaluates and writes
+    /// each pending cell. Returns the number of cells written. Throws only when the run is interrupted (the
+    /// training checkpoint, or the saved model, lets a rerun go on from there).
+    func runGroup(leader: PlannedCell, pending: [(cell: PlannedCell, name: String)], configs: [CellConfig],
+                  trainer: CellTrainer, store: CellStore) throws -> Int {
+        let leaderConfig = configs[leader.index]
+        let identity = TrainedModel.fingerprint(of: leaderConfig)
+        let modelPath = store.modelPath(of: leader.key)
+        let checkpointPath = store.checkpointPath(of: leader.key)
+        if !options.resume {
+            try? FileManager.default.removeItem(atPath: checkpointPath)
+            try? FileManager.default.removeItem(atPath: modelPath)
+        }
+        let trainingMemory = PeakMemorySampler()
+        var training: GroupTraining
+        do {
+            if options.resume, let (learner, model) = TrainedModel.load(from: modelPath, fingerprint: identity,
+                                                                      registry: registry, config: leaderConfig,
+                                                                      data: trainer.data, progress: progress) {
+                progress?.message("note: \(leader.entry.label) seed \(leader.seed): the model trained for \(leader.setting.id) is loaded from \(modelPath)")
+                training = .trained(learner: learner, model: model)
+            } else {
+                let shared = pending.count > 1 || pending.first?.cell.index != leader.index
+                progress?.cellStarted(shared ? "training \(leader.entry.label) \(leader.setting.id) seed \(leader.seed) (for \(pending.map { $0.cell.setting.id }.joined(separator: ", ")))"
+                                             : pending.first?.name ?? "")
+                let result = try trainer.train(leader, config: leaderConfig, memory: trainingMemory,
+                                               checkpoint: CheckpointPolicy(path: checkpointPath,
+                                                                            interval: options.checkpointInterval))
+                var model = TrainedModel.Info(fingerprint: identity, learningCurve: result.learningCurve,
+                                              trainingSeconds: result.trainingSeconds, transductive: result.transductive,
+                                              resumedAt: result.resumedAt, peakResidentBytes: nil, peakExact: nil)
+                model.peakResidentBytes = trainingMemory.stop()
+                model.peakExact = trainingMemory.isExact
+                switch result.end {
+                case .trained:
+                    try TrainedModel.save(learner: result.learner, model: model, to: modelPath)
+                    training = .trained(learner: result.learner, model: model)
+                case .diverged(let iteration, let message):
+                    training = .diverged(iteration: iteration, message: message, model: model)
+                }
+            }
+        } catch let error as RunnerError {
+            if case .interrupted = error { throw error }
+            training = .failed(message: "\(error)")
+        } catch {
+            training = .failed(message: "\(error)")
+        }
+        // The model (or the outcome) is settled: the training checkpoint is no longer needed.
+        try? FileManager.default.removeItem(atPath: checkpointPath)
+
+        var written = 0
+        for (cell, name) in pending {
+            let config = configs[cell.index]
+            if pending.count > 1 || cell.index != leader.index { progress?.cellStarted(name) }
+            var result = try evaluateCell(cell, config: config, training: training, data: trainer.data)
+            result.trainedWith = Self.trainedWith(cell, leader: leader)
+            try store.write(result)
+            written += 1
+            progress?.cellFinished("\(name): \(Self.summary(of: result))")
+        }
+        return written
+    }
+
+    /// One cell's result from its group's training: evaluated on the suite's test episodes when the training
+    /// succeeded. Throws only when the run is interrupted.
+    func evaluateCell(_ cell: PlannedCell, config: CellConfig, training: GroupTraining, data: DataPlan) throws -> CellResult {
         let memory = PeakMemorySampler()
         var result = CellResult(format: CellResult.currentFormat, config: config, fingerprint: config.fingerprint,
                                 status: .completed, queriesPerEpisode: config.setting.queries * config.setting.ways,
                                 episodeCorrect: [], episodeAccuracies: [], learningCurve: [], trainingSeconds: 0,
                                 threads: options.threads)
-        do {
-            let trained = try trainer.train(cell, config: config, memory: memory, checkpoint: checkpoint)
-            result.transductive = trained.transductive
-            result.learningCurve = trained.learningCurve
-            result.trainingSeconds = trained.trainingSeconds
-            result.resumedAtIterations = trained.resumedAt.isEmpty ? nil : trained.resumedAt
-            switch trained.end {
-            case .diverged(let iteration, let message):
-                result.status = .diverged
-                result.divergedAtIteration = iteration
-                result.message = message
-            case .trained:
+        var trainingPeak: Int?
+        var trainingPeakExact = true
+        func take(_ model: TrainedModel.Info) {
+            result.transductive = model.transductive
+            result.learningCurve = model.learningCurve
+            result.trainingSeconds = model.trainingSeconds
+            result.resumedAtIterations = model.resumedAt.isEmpty ? nil : model.resumedAt
+            trainingPeak = model.peakResidentBytes
+            trainingPeakExact = model.peakExact ?? false
+        }
+        switch training {
+        case .failed(let message):
+            result.status = .failed
+            result.message = message
+        case .diverged(let iteration, let message, let model):
+            take(model)
+            result.status = .diverged
+            result.divergedAtIteration = iteration
+            result.message = message
+        case .trained(let learner, let model):
+            take(model)
+            do {
                 // Evaluation on the suite's test episodes: the same for every learner.
-                let sampler = try EvaluationEpisodes.sampler(plan: trainer.data, setting: config.setting,
-                                                             normalization: suite.normalization,
+                let sampler = try EvaluationEpisodes.sampler(plan: data, setting: config.setting, normalization: suite.normalization,
                                                              seed: config.evaluation.seed)
                 let evaluator = EpisodeEvaluator(label: cell.entry.label, progress: progress)
-                let outcome: EpisodeEvaluator.Outcome
-                do {
-                    outcome = try evaluator.evaluate(trained.learner, sampler: sampler,
-                                                     episodes: config.evaluation.episodes, memory: memory,
-                                                     showProgress: true)
-                } catch RunnerError.interrupted(let signal) {
-                    // Training is finished: a rerun goes straight to evaluation.
-                    if let checkpoint {
-                        try CellTrainer.save(learner: trained.learner, progress: trained.state, to: checkpoint.path)
-                    }
-                    throw RunnerError.interrupted(signal: signal)
-                }
+                let outcome = try evaluator.evaluate(learner, sampler: sampler, episodes: config.evaluation.episodes,
+                                                     memory: memory, showProgress: true)
                 result.episodeCorrect = outcome.correct
                 result.episodeAccuracies = outcome.accuracies
                 result.queriesPerEpisode = outcome.queries
                 result.accuracy = outcome.meanAccuracy
                 result.ci95 = Statistics.ci95(outcome.accuracies) * 100
                 result.adaptMillisecondsPerEpisode = outcome.seconds * 1000 / Double(max(1, config.evaluation.episodes))
+            } catch let error as NonFiniteLogits {
+                result.status = .diverged
+                result.message = "\(error)"
+            } catch let error as RunnerError {
+                if case .interrupted = error { throw error }
+                result.status = .failed
+                result.message = "\(error)"
+            } catch {
+                result.status = .failed
+                result.message = "\(error)"
             }
-        } catch let error as NonFiniteLogits {
-            result.status = .diverged
-            result.message = "\(error)"
-        } catch let error as RunnerError {
-            if case .interrupted = error { throw error }
-            result.status = .failed
-            result.message = "\(error)"
-        } catch {
-            result.status = .failed
-            result.message = "\(error)"
         }
         if result.status != .completed {
             result.accuracy = nil
@@ -291,8 +372,10 @@ public final class SuiteRunner {
             result.episodeAccuracies = []
             result.adaptMillisecondsPerEpisode = nil
         }
-        result.peakResidentBytes = memory.stop()
-        result.peakMemoryPerCell = memory.isExact
+        // The peak of the training (which this cell's model needed) and of this evaluation.
+        let evaluationPeak = memory.stop()
+        result.peakResidentBytes = [trainingPeak, evaluationPeak].compactMap { $0 }.max()
+        result.peakMemoryPerCell = memory.isExact && trainingPeakExact
         result.provenance = .current(threads: options.threads)
         return result
     }

@@ -9,8 +9,11 @@ extension Bench {
             abstract: "Compare two result sets cell by cell.",
             discussion: """
             Each argument is a results folder or a results.json file. For every cell in both: accuracy in A \
-            and B, the difference B − A, and a verdict: same, within CI (|B − A| ≤ √(ciA² + ciB²)) or \
-            outside CI. Cells found in only one set are listed.
+            and B, the difference B − A with its 95% interval, the rule used, and a verdict: same (identical \
+            episodes), within CI or outside CI. When the two cells were evaluated on the same episodes (same \
+            evaluation seed, setting and episode count) the rule is paired: the mean per-episode difference \
+            ± t(0.975, n − 1)·s/√n, outside CI when that interval leaves out 0. Otherwise it is unpaired: \
+            outside CI when |B − A| > √(ciA² + ciB²). Cells found in only one set are listed.
             """)
 
         @Argument(help: "The first result set (a folder or a results.json file).")

@@ -71,15 +71,18 @@ extension Bench {
         }
 
         static func render(_ estimate: SuiteEstimate, shards: Int?) -> String {
-            let assignment = shards.map { SuitePlan.partition(costs: estimate.plan.cells.map(\.cost), count: $0) }
+            let assignment = shards.map { SuitePlan.partition(costs: estimate.plan.groupCosts, count: $0) }
             var shardOf: [Int: Int] = [:]
-            for (shard, group) in (assignment ?? []).enumerated() { for cell in group { shardOf[cell] = shard } }
+            for (shard, groups) in (assignment ?? []).enumerated() {
+                for group in groups { for cell in estimate.plan.groups[group] { shardOf[cell] = shard } }
+            }
             var headers = ["Cell", "Iterations", "Estimate", "From"]
             if shards != nil { headers.append("Shard") }
             var table = TextTable(headers: headers, alignments: [.left, .right, .right, .left, .right])
             for e in estimate.cells {
-                var row = [e.cell.key.description, "\(e.cell.training.iterations)", duration(e.seconds),
-                           e.source == .stored ? "stored (reused)" : "measured"]
+                var from = e.source == .stored ? "stored (reused)" : "measured"
+                if let leader = e.sharesTrainingWith { from += ", trained with \(leader)" }
+                var row = [e.cell.key.description, "\(e.cell.training.iterations)", duration(e.seconds), from]
                 if shards != nil { row.append(shardOf[e.cell.index].map(String.init) ?? "–") }
                 table.append(row)
             }

@@ -40,11 +40,12 @@ final class ShardPlanTests: XCTestCase {
         }
     }
 
-    /// Greedy largest-first: no shard exceeds the mean load plus the largest cell, and on the repository's
-    /// suites the slowest shard is within 4/3 of the lower bound max(mean, largest cell) — the stated factor.
+    /// Greedy largest-first over training groups: no shard exceeds the mean load plus the largest group, and on
+    /// the repository's suites the slowest shard is within 4/3 of the lower bound max(mean, largest group) — the
+    /// stated factor.
     func testShardsAreBalancedByCost() throws {
         for suite in try repositorySuites() {
-            let costs = SuitePlan(suite: suite).cells.map(\.cost)
+            let costs = SuitePlan(suite: suite).groupCosts
             let total = costs.reduce(0, +), largest = costs.max() ?? 0
             for count in 1...min(12, costs.count) {
                 let loads = SuitePlan.partition(costs: costs, count: count).map { $0.reduce(0) { $0 + costs[$1] } }

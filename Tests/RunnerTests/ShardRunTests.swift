@@ -1,6 +1,8 @@
 import FewShotData
 import Foundation
 import Learners
+import Engine
+import Models
 @testable import Runner
 import XCTest
 
@@ -228,5 +230,77 @@ final class EstimateTests: XCTestCase {
         let episodes = Double(cell.config.evaluation.episodes + 2 * cell.config.training.validationEpisodes)
         XCTAssertEqual(after.cells[0].seconds,
                        cell.trainingSeconds + (cell.adaptMillisecondsPerEpisode ?? 0) / 1000 * episodes, accuracy: 1e-12)
+    }
+}
+
+/// A signal that arrives while a cell validates: the checkpoint holds the step already taken and the
+/// validation still due, so the rerun validates at the same iteration and the curve is the uninterrupted one.
+final class InterruptedValidationTests: XCTestCase {
+    /// Raises SIGTERM in the first `adapt` of the whole test (a validation episode), never again.
+    final class Trigger { var fired = false }
+
+    final class SignallingLearner: MetaLearner {
+        let inner: NearestMeanLearner
+        let trigger: Trigger
+        init(inner: NearestMeanLearner, trigger: Trigger) {
+            self.inner = inner
+            self.trigger = trigger
+        }
+        func trainStep(iteration: Int, source: TrainingSource) throws -> StepStats {
+            try inner.trainStep(iteration: iteration, source: source)
+        }
+        func adapt(support: LabelledImages, ways: Int) throws -> EpisodeClassifier {
+            if !trigger.fired {
+                trigger.fired = true
+                raise(SIGTERM)
+            }
+            return try inner.adapt(support: support, ways: ways)
+        }
+        func checkpointState() -> [String: Tensor] { [:] }
+        func restore(checkpointState: [String: Tensor]) throws {}
+    }
+
+    func testSignalDuringValidationResumesAtTheSameValidation() throws {
+        let trigger = Trigger()
+        let registry = LearnerRegistry([
+            LearnerDescriptor(name: "nearest", summary: "", paper: "",
+                              hyperparameters: [HyperParameterSpec("scale", .double(1), "Loss scale.")],
+                              make: { hp, _ in
+                                  SignallingLearner(inner: NearestMeanLearner(scale: try hp.positiveDouble("scale"), log: LearnerLog()),
+                                                    trigger: trigger)
+                              }),
+        ])
+        let suite = try Fixtures.suite("""
+        name: tiny
+        settings:
+          - {ways: 3, shots: 1, queries: 2}
+        learners:
+          - name: nearest
+        training: {iterations: 6, meta_batch: 1, validate_every: 3, validation_episodes: 4}
+        evaluation: {episodes: 5, seed: 7}
+        """, registry: registry)
+        let reference = Fixtures.temporaryFolder(), folder = Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: reference); try? FileManager.default.removeItem(atPath: folder) }
+
+        Interruption.install()
+        defer { Interruption.uninstall() }
+        XCTAssertThrowsError(try Fixtures.run(suite, registry: registry, output: folder)) { error in
+            guard case RunnerError.interrupted(SIGTERM) = error else { return XCTFail("\(error)") }
+        }
+        Interruption.uninstall()
+        let key = SuitePlan(suite: suite).cells[0].key
+        let checkpoint = CellStore(readingFolder: folder).checkpointPath(of: key)
+        let metadata = try Checkpoint.metadata(checkpoint)
+        let state = try JSONDecoder().decode(TrainingProgress.self,
+                                             from: Data((metadata[TrainingProgress.metadataKey] ?? "").utf8))
+        XCTAssertEqual(state.iterationsDone, 3, "stopped in the validation after the third step")
+        XCTAssertTrue(state.pointPending)
+        XCTAssertEqual(state.learningCurve.map(\.iteration), [1, 2])
+
+        let resumed = try Fixtures.run(suite, registry: registry, output: folder).results.cells
+        let whole = try Fixtures.run(suite, registry: registry, output: reference).results.cells
+        XCTAssertEqual(resumed.map(ShardRunTests.numbers), whole.map(ShardRunTests.numbers))
+        XCTAssertEqual(resumed.first?.learningCurve.compactMap(\.validationAccuracy).count, 2)
+        XCTAssertEqual(resumed.first?.resumedAtIterations, [3])
     }
 }

@@ -142,14 +142,15 @@ final class SuiteRunnerTests: XCTestCase {
         XCTAssertTrue(csv[1].hasPrefix("nearest,nearest,3w1s2q,3,1,2,3,1,2,0,completed,"), String(csv[1]))
 
         let markdown = try String(contentsOfFile: folder + "/REPORT.md", encoding: .utf8)
-        XCTAssertTrue(markdown.contains("| Learner | Setting | Accuracy (%) | Published |"), markdown)
+        XCTAssertTrue(markdown.contains("| Learner | Setting | Accuracy (%) | Over seeds (%) | Published |"), markdown)
         XCTAssertTrue(markdown.contains("| nearest | 3w1s2q | "), markdown)
         XCTAssertTrue(markdown.contains("| 50.00 |"), markdown)
 
         let svg = try String(contentsOfFile: folder + "/learning-curves.svg", encoding: .utf8)
         XCTAssertTrue(svg.hasPrefix("<svg"))
         XCTAssertTrue(svg.hasSuffix("</svg>\n"))
-        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 2, "one line per learner")
+        XCTAssertEqual(svg.components(separatedBy: "stroke-width=\"2\" points").count - 1, 2, "one line per learner")
+        XCTAssertEqual(svg.components(separatedBy: "stroke-opacity").count - 1, 4, "and a faint one per seed")
         XCTAssertTrue(svg.contains("validation accuracy (%)"))
         XCTAssertTrue(svg.contains(">nearest-b<"))
 
