@@ -290,7 +290,8 @@ public final class Baseline: MetaLearner {
             paper: "Chen, Liu, Kira, Wang & Huang, A Closer Look at Few-shot Classification, ICLR 2019",
             hyperparameters: kind == .linear ? hyperparameters : cosineHyperparameters,
             footprint: footprint,
-            evaluatesAnyEpisodeShape: true
+            evaluatesAnyEpisodeShape: true,
+            trainsOnEpisodes: false
         ) { p, setting in try Baseline(p, setting, head: kind) }
     }
 }

@@ -17,10 +17,14 @@ public struct LearnerDescriptor {
     /// (the papers' protocol: Prototypical Networks trained at 60-way, evaluated 5- and 20-way). False by
     /// default, so a learner whose model depends on the evaluation shape (MAML's head) is trained per setting.
     public var evaluatesAnyEpisodeShape: Bool
+    /// Whether meta-training draws episodes (`TrainingSource.episodes`); false for learners that pre-train on
+    /// classification batches only (the baselines), whose training then does not depend on the training
+    /// episode shape either: with `evaluatesAnyEpisodeShape`, one training serves every setting.
+    public var trainsOnEpisodes: Bool
 
     public init(name: String, summary: String, paper: String, hyperparameters: [HyperParameterSpec],
                 footprint: @escaping (HyperParameters, FootprintContext) -> [MemoryFootprint] = { _, _ in [] },
-                evaluatesAnyEpisodeShape: Bool = false,
+                evaluatesAnyEpisodeShape: Bool = false, trainsOnEpisodes: Bool = true,
                 make: @escaping (HyperParameters, LearnerSetting) throws -> MetaLearner) {
         self.name = name
         self.summary = summary
@@ -28,6 +32,7 @@ public struct LearnerDescriptor {
         self.hyperparameters = hyperparameters
         self.footprint = footprint
         self.evaluatesAnyEpisodeShape = evaluatesAnyEpisodeShape
+        self.trainsOnEpisodes = trainsOnEpisodes
         self.make = make
     }
 

@@ -33,7 +33,8 @@ public struct SuitePlan: Sendable, Equatable {
     public var cells: [PlannedCell]
     /// Cells that share one meta-training, as indices into `cells`, in suite order (the first cell of a group
     /// comes first): the same learner entry and seed with the same training episodes, when the learner
-    /// serves any episode shape (`LearnerDescriptor.evaluatesAnyEpisodeShape`); else each cell alone.
+    /// serves any episode shape (`LearnerDescriptor.evaluatesAnyEpisodeShape`) — every setting, when it does
+    /// not train on episodes at all (`trainsOnEpisodes`, the baselines); else each cell alone.
     public var groups: [[Int]]
 
     public init(suite: Suite, registry: LearnerRegistry = .builtIn, evaluationEpisodes: Int? = nil) {
@@ -48,9 +49,14 @@ public struct SuitePlan: Sendable, Equatable {
                 let training = suite.training(for: entry)
                 let costs = CostModel.costs(entry: entry, setting: setting, training: training, evaluation: evaluation,
                                             registry: registry)
-                let anyShape = (try? registry.descriptor(named: entry.name))?.evaluatesAnyEpisodeShape ?? false
+                let descriptor = try? registry.descriptor(named: entry.name)
+                let anyShape = descriptor?.evaluatesAnyEpisodeShape ?? false
+                let episodic = descriptor?.trainsOnEpisodes ?? true
                 for seed in suite.seeds {
-                    var key = "\(entry.label)\u{0}\(setting.trainWays)w\(setting.trainShots)s\(setting.trainQueries)q\u{0}\(seed)"
+                    // What the training depends on: the learner entry and seed, the training episodes (for a
+                    // learner that draws them), and the evaluation shape (for one whose model depends on it).
+                    var key = "\(entry.label)\u{0}\(seed)"
+                    if episodic || !anyShape { key += "\u{0}\(setting.trainWays)w\(setting.trainShots)s\(setting.trainQueries)q" }
                     if !anyShape { key += "\u{0}\(setting.id)" }
                     let group: Int
                     if let known = groupOf[key] {

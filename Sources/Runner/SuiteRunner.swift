@@ -22,6 +22,10 @@ public struct RunOptions: Sendable, Equatable {
     /// SIGINT saves one too.
     public var checkpointInterval: Double
 
+    /// Never train: evaluate the models earlier runs kept in `<output>/models` (`bench evaluate`); a cell
+    /// whose model is not there is an error before anything runs.
+    public var evaluateOnly = false
+
     public static let defaultCheckpointInterval = 300.0
     public static let checkpointIntervalRange = 0.0...86_400.0
 
@@ -150,7 +154,9 @@ public final class SuiteRunner {
         let total = groups.reduce(0) { $0 + $1.count }
         var trainer = CellTrainer(registry: registry, data: data, normalization: suite.normalization, progress: progress)
         trainer.interruptBeforeIteration = interruptBeforeIteration
-        var trained = 0, reused = 0, number = 0
+        // Each group's cells still to run (stored ones are reused), decided before anything runs.
+        var work: [(leader: PlannedCell, pending: [(cell: PlannedCell, name: String)])] = []
+        var reused = 0, number = 0
         for members in groups {
             guard let leader = members.first else { continue }
             var pending: [(cell: PlannedCell, name: String)] = []
@@ -176,6 +182,19 @@ public final class SuiteRunner {
                 try? FileManager.default.removeItem(atPath: store.checkpointPath(of: leader.key))
                 continue
             }
+            work.append((leader, pending))
+        }
+        if options.evaluateOnly {
+            let missing = work.filter { !TrainedModel.isStored(at: store.modelPath(of: $0.leader.key),
+                                                                fingerprint: TrainedModel.fingerprint(of: configs[$0.leader.index])) }
+            if !missing.isEmpty {
+                throw RunnerError.invalidOption("no trained model in \(store.folder)/models for "
+                    + missing.map { "\($0.leader.key) (\((store.modelPath(of: $0.leader.key) as NSString).lastPathComponent))" }.joined(separator: ", ")
+                    + ": train them with bench run (models are kept where the cells are written), or give the --output of that run")
+            }
+        }
+        var trained = 0
+        for (leader, pending) in work {
             try Interruption.check()
             let claim = try store.claim(leader.key)
             defer { claim.release() }
@@ -269,6 +288,8 @@ public final class SuiteRunner {
                                                                       data: trainer.data, progress: progress) {
                 progress?.message("note: \(leader.entry.label) seed \(leader.seed): the model trained for \(leader.setting.id) is loaded from \(modelPath)")
                 training = .trained(learner: learner, model: model)
+            } else if options.evaluateOnly {
+                training = .failed(message: "bench evaluate: the trained model \(modelPath) cannot be used (see the warning above); rerun bench run to train it")
             } else {
                 let shared = pending.count > 1 || pending.first?.cell.index != leader.index
                 progress?.cellStarted(shared ? "training \(leader.entry.label) \(leader.setting.id) seed \(leader.seed) (for \(pending.map { $0.cell.setting.id }.joined(separator: ", ")))"

@@ -32,6 +32,14 @@ enum TrainedModel {
         return "training-" + training.fingerprint
     }
 
+    /// Whether `path` holds a model of the training `fingerprint` (metadata only: the weights are not read).
+    static func isStored(at path: String, fingerprint: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: path),
+              let metadata = try? Checkpoint.metadata(path), let text = metadata[metadataKey],
+              let info = try? JSONDecoder().decode(Info.self, from: Data(text.utf8)) else { return false }
+        return info.fingerprint == fingerprint
+    }
+
     static func save(learner: MetaLearner, model: Info, to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -106,3 +106,40 @@ extension Bench {
         }
     }
 }
+
+extension Bench {
+    struct Evaluate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "evaluate",
+            abstract: "Evaluate the models an earlier run trained, without training: new settings, more episodes.",
+            discussion: """
+            Every `bench run` keeps each trained model in <output>/models/. `bench evaluate` scores those models \
+            on the suite's settings and evaluation episodes (for instance after adding a setting a learner's \
+            training serves, or with --episodes), writing cells and reports like `bench run`; cells already \
+            stored are reused. A cell whose model is not there is an error before anything runs.
+            """)
+
+        @OptionGroup var options: SuiteOptions
+
+        @Option(name: .long, help: "The folder of the run that trained the models (default: results/<suite name>).")
+        var output: String?
+
+        func validate() throws {
+            if let output, output.isEmpty { throw ValidationError("--output needs a folder") }
+        }
+
+        func run() throws {
+            let suite = try options.loadSuite()
+            var runOptions = options.runOptions(output: output ?? RunOptions.defaultOutputDirectory(for: suite))
+            runOptions.evaluateOnly = true
+            let runner = SuiteRunner(suite: suite, options: runOptions, progress: .standardOutput())
+            let summary = try whileHandlingInterruption("evaluated cells are kept in \(runOptions.outputDirectory)/cells") {
+                try runner.run()
+            }
+            print("")
+            print(Report.table(summary.results), terminator: "")
+            print("\n\(summary.trainedCells) cells evaluated, \(summary.reusedCells) reused; "
+                  + "reports in \(runOptions.outputDirectory)/ (REPORT.md, results.json, results.csv, learning-curves.svg)")
+        }
+    }
+}

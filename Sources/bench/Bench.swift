@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmark few-shot meta-learning algorithms on the same episodes.",
-        subcommands: [RunSuite.self, Datasets.self, Episodes.self, List.self, Compare.self, Check.self, Validate.self, Plan.self, ReportCommand.self, Slurm.self, Kubernetes.self],
+        subcommands: [RunSuite.self, Datasets.self, Episodes.self, List.self, Compare.self, Check.self, Validate.self, Plan.self, ReportCommand.self, Evaluate.self, Slurm.self, Kubernetes.self],
         defaultSubcommand: RunSuite.self)
 }
 

@@ -74,5 +74,7 @@ final class ShardCommandTests: XCTestCase {
         try check("plan-zero-shards", ["plan", "--suite", "smoke", "--shards", "0"])
         try check("plan-help", ["plan", "--help"])
         try check("report-help", ["report", "--help"])
+        try check("evaluate-help", ["evaluate", "--help"])
+        try check("evaluate-no-models", ["evaluate", "--suite", "smoke", "--only", "protonet", "--output", folder.path], folder: folder)
     }
 }

@@ -149,4 +149,82 @@ final class TrainOnceTests: XCTestCase {
         let group = plan.groups[0].map { plan.cells[$0] }
         XCTAssertEqual(plan.groupCosts[0], group[0].trainingCost + group.reduce(0) { $0 + $1.evaluationCost }, accuracy: 1e-9)
     }
+
+    /// `bench evaluate`: the stored models on new settings and more episodes, never a training step.
+    func testEvaluateOnlyUsesStoredModels() throws {
+        let log = LearnerLog()
+        let registry = makeRegistry(anyShape: true, log: log)
+        let folder = Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        func evaluate(_ suite: Suite, episodes: Int? = nil) throws -> RunSummary {
+            var options = RunOptions(threads: 1, outputDirectory: folder, episodes: episodes)
+            options.evaluateOnly = true
+            return try SuiteRunner(suite: suite, registry: registry, dataset: Fixtures.dataset(), options: options).run()
+        }
+        let one = try makeSuite(settings: "  - {ways: 3, shots: 1, queries: 2}", registry: registry)
+        XCTAssertThrowsError(try evaluate(one)) { error in
+            XCTAssertTrue("\(error)".contains("no trained model in") && "\(error)".contains("nearest 3w1s2q-train4w1s2q seed 0")
+                          && "\(error)".contains("train them with bench run"), "\(error)")
+        }
+        XCTAssertEqual(log.made, 0)
+        _ = try Fixtures.run(one, registry: registry, output: folder)
+        let steps = log.steps
+        let both = try evaluate(try makeSuite(settings: Self.twoSettings, registry: registry))
+        XCTAssertEqual(both.trainedCells, 2)
+        XCTAssertEqual(both.reusedCells, 2)
+        let more = try evaluate(one, episodes: 9)
+        XCTAssertEqual(more.trainedCells, 2, "more episodes: new cells, evaluated")
+        XCTAssertTrue(more.results.cells.allSatisfy { $0.episodeCorrect.count == 9 })
+        XCTAssertEqual(log.steps, steps, "no training step")
+        // A model of another training (other hyperparameters) is not used.
+        let other = try Fixtures.suite("""
+        name: once
+        settings:
+          - {ways: 3, shots: 1, queries: 2}
+        learners:
+          - name: nearest
+            hyperparameters: {scale: 3}
+            training: {train_ways: 4, train_shots: 1, train_queries: 2}
+        training: {iterations: 5, meta_batch: 1, validate_every: 5, validation_episodes: 3}
+        evaluation: {episodes: 6, seed: 2}
+        seeds: [0, 1]
+        """, registry: registry)
+        XCTAssertThrowsError(try evaluate(other))
+    }
+
+    /// The baselines pre-train on classification batches, never on episodes: one training serves every setting,
+    /// whatever its training shape, to the numbers of a training for that setting alone.
+    func testBaselinesTrainOnceForEverySetting() throws {
+        let yaml = """
+        name: baselines
+        dataset: {path: embedded}
+        settings:
+        SETTINGS
+        learners:
+          - {name: baseline++, hyperparameters: {width: 4, batch_size: 8, finetune_steps: 3}}
+          - {name: protonet, hyperparameters: {width: 4}}
+        training: {iterations: 3, meta_batch: 1, validate_every: 0}
+        evaluation: {episodes: 3, seed: 4}
+        """
+        let dataset = try EmbeddedDataset.load()
+        func suite(_ settings: String) throws -> Suite {
+            try Suite.parse(yaml: yaml.replacingOccurrences(of: "SETTINGS", with: settings), file: "b.yaml", registry: .builtIn)
+        }
+        let both = try suite("  - {ways: 5, shots: 1, queries: 2}\n  - {ways: 3, shots: 2, queries: 3}")
+        // baseline++ 5w1s and 3w2s share one training; protonet's training episodes differ, so it trains twice.
+        XCTAssertEqual(SuitePlan(suite: both).groups, [[0, 2], [1], [3]])
+        func run(_ suite: Suite) throws -> [CellResult] {
+            let folder = Fixtures.temporaryFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            return try SuiteRunner(suite: suite, registry: .builtIn, dataset: dataset,
+                                   options: RunOptions(threads: 1, outputDirectory: folder)).run().results.cells
+        }
+        let shared = try run(both)
+        let alone = try run(try suite("  - {ways: 3, shots: 2, queries: 3}"))
+        let sharedCell = try XCTUnwrap(shared.first { $0.key.label == "baseline++" && $0.key.setting == "3w2s3q" })
+        let aloneCell = try XCTUnwrap(alone.first { $0.key.label == "baseline++" })
+        XCTAssertEqual(sharedCell.trainedWith, "5w1s2q")
+        XCTAssertEqual(sharedCell.episodeCorrect, aloneCell.episodeCorrect)
+        XCTAssertEqual(sharedCell.learningCurve, aloneCell.learningCurve)
+    }
 }
