@@ -304,7 +304,12 @@ public final class SuiteRunner {
                 model.peakExact = trainingMemory.isExact
                 switch result.end {
                 case .trained:
-                    try TrainedModel.save(learner: result.learner, model: model, to: modelPath)
+                    do {
+                        try TrainedModel.save(learner: result.learner, model: model, to: modelPath)
+                    } catch {
+                        // The cells do not need it: only a later evaluation without training would.
+                        progress?.message("warning: the trained model could not be kept: \(error)")
+                    }
                     training = .trained(learner: result.learner, model: model)
                 case .diverged(let iteration, let message):
                     training = .diverged(iteration: iteration, message: message, model: model)
