@@ -72,6 +72,7 @@ public enum EpisodePairing {
             && x.dataset.imageShape == y.dataset.imageShape && x.dataset.testSplit == y.dataset.testSplit
             && x.dataset.classCounts[x.dataset.testSplit] == y.dataset.classCounts[y.dataset.testSplit]
             && x.dataset.options == y.dataset.options && x.dataset.normalization == y.dataset.normalization
+            && x.evaluationDataset == y.evaluationDataset
             && a.queriesPerEpisode > 0 && a.queriesPerEpisode == b.queriesPerEpisode
             && count > 0 && a.episodeCorrect.count == count && b.episodeCorrect.count == count
             && summarisesEpisodes(a) && summarisesEpisodes(b)
@@ -108,6 +109,12 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     /// Whether `holmP` < `PairedComparison.alpha`.
     public var significant: Bool
 
+    /// The name of a setting's test episodes: `5w1s`, with the queries when not 15 (`20w1s5q`); the training
+    /// shape, which does not change the test episodes, left out.
+    public static func evaluationName(_ setting: SettingSpec) -> String {
+        setting.shortName + (setting.queries == 15 ? "" : "\(setting.queries)q")
+    }
+
     /// The family-wise error rate of the marks.
     public static let alpha = 0.05
 
@@ -116,8 +123,10 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     /// episodes is left out.
     public static func all(_ cells: [CellResult]) -> [PairedComparison] {
         var result: [PairedComparison] = []
-        for setting in cells.map(\.config.setting.id).uniqued() {
-            let inSetting = cells.filter { $0.config.setting.id == setting }
+        // By evaluation setting: a learner with its own training episodes (`5w1s-train60w1s5q`) is scored on
+        // the same test episodes as the others of `5w1s`.
+        for setting in cells.map({ evaluationName($0.config.setting) }).uniqued() {
+            let inSetting = cells.filter { evaluationName($0.config.setting) == setting }
             let labels = inSetting.map(\.config.label).uniqued()
             // Each label's completed cells, one per seed (the first), in order.
             var completed: [String: [CellResult]] = [:]

@@ -17,7 +17,8 @@ enum PairedTables {
         for setting in comparisons.map(\.setting).uniqued() {
             let pairs = comparisons.filter { $0.setting == setting }
             let inPairs = Set(pairs.flatMap { [$0.labelA, $0.labelB] })
-            let labels = results.cells.filter { $0.config.setting.id == setting }.map(\.config.label).uniqued()
+            let labels = results.cells.filter { PairedComparison.evaluationName($0.config.setting) == setting }
+                .map(\.config.label).uniqued()
                 .filter { inPairs.contains($0) }
             func pair(_ r: String, _ c: String) -> (comparison: PairedComparison, sign: Double)? {
                 if let p = pairs.first(where: { $0.labelA == c && $0.labelB == r }) { return (p, 1) }
