@@ -169,14 +169,24 @@ struct CellTrainer {
                                    validation: state.lastValidation, elapsed: Double(state.trainingNanoseconds) / 1e9)
                 if let checkpoint, state.iterationsDone < budget.iterations,
                    Double(DispatchTime.now().uptimeNanoseconds - lastSave) / 1e9 >= checkpoint.interval {
-                    try save()
+                    do {
+                        try save()
+                    } catch {
+                        // Training goes on; only a resume would have needed it.
+                        progress?.message("warning: no checkpoint this time: \(error)")
+                        lastSave = DispatchTime.now().uptimeNanoseconds
+                    }
                 }
             }
         } catch let error as NonFiniteLogits {
             return diverged(nil, "validation: \(error)")
         } catch RunnerError.interrupted(let signal) {
             // The learner and `state` agree here: a step is either applied and counted or not started.
-            try save()
+            do {
+                try save()
+            } catch {
+                progress?.message("warning: the cell in training could not be checkpointed (\(error)); a rerun trains it from the start")
+            }
             throw RunnerError.interrupted(signal: signal)
         }
         return TrainedCell(learner: learner, transductive: learner.isTransductive, end: .trained,
