@@ -128,6 +128,32 @@ struct DataPlan {
         }
     }
 
+    /// A new learner of a cell's configuration: the one constructor the trainer, `bench plan`'s timing and a
+    /// stored model's restore share, so they all build the same learner.
+    func makeLearner(_ config: CellConfig, registry: LearnerRegistry) throws -> MetaLearner {
+        let setting = config.setting
+        return try registry.descriptor(named: config.learner).instantiate(
+            config.hyperparameters.values,
+            setting: LearnerSetting(imageShape: dataset.imageShape, ways: setting.ways, shots: setting.shots,
+                                    queriesPerClass: setting.queries, trainWays: setting.trainWays,
+                                    trainClassCount: train.classes.count, seed: config.seed,
+                                    metaBatch: config.training.metaBatch, iterations: config.training.iterations))
+    }
+
+    /// A cell's meta-training data: its training-episode and classification streams, derived from its seed.
+    func trainingSource(_ config: CellConfig, normalization: Normalization) throws -> SamplerTrainingSource {
+        let setting = config.setting
+        return SamplerTrainingSource(
+            episodeSampler: try EpisodeSampler(split: train, imageShape: dataset.imageShape,
+                                               settings: EpisodeSettings(ways: setting.trainWays, shots: setting.trainShots,
+                                                                         queriesPerClass: setting.trainQueries,
+                                                                         normalization: normalization),
+                                               seed: Seeds.derive(config.seed, "train")),
+            classificationSampler: try ClassificationSampler(split: train, imageShape: dataset.imageShape,
+                                                             normalization: normalization,
+                                                             seed: Seeds.derive(config.seed, "train", "classification")))
+    }
+
     /// The report's remark on a cross-domain suite.
     var crossDomainNote: String? {
         guard let other = evaluationDataset else { return nil }

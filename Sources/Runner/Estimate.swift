@@ -143,23 +143,9 @@ extension SuiteRunner {
     /// a first one (allocations, caches) that is not counted.
     private func time(_ cell: PlannedCell, config: CellConfig, data: DataPlan) throws -> (step: Double, episode: Double) {
         let setting = config.setting
-        let descriptor = try registry.descriptor(named: cell.entry.name)
-        let learner = try descriptor.instantiate(
-            config.hyperparameters.values,
-            setting: LearnerSetting(imageShape: data.dataset.imageShape, ways: setting.ways, shots: setting.shots,
-                                    queriesPerClass: setting.queries, trainWays: setting.trainWays,
-                                    trainClassCount: data.train.classes.count, seed: config.seed,
-                                    metaBatch: config.training.metaBatch, iterations: config.training.iterations))
+        let learner = try data.makeLearner(config, registry: registry)
         let normalization = suite.normalization
-        let source = SamplerTrainingSource(
-            episodeSampler: try EpisodeSampler(split: data.train, imageShape: data.dataset.imageShape,
-                                               settings: EpisodeSettings(ways: setting.trainWays, shots: setting.trainShots,
-                                                                         queriesPerClass: setting.trainQueries,
-                                                                         normalization: normalization),
-                                               seed: Seeds.derive(config.seed, "train")),
-            classificationSampler: try ClassificationSampler(split: data.train, imageShape: data.dataset.imageShape,
-                                                             normalization: normalization,
-                                                             seed: Seeds.derive(config.seed, "train", "classification")))
+        let source = try data.trainingSource(config, normalization: normalization)
         func seconds(_ body: () throws -> Void) rethrows -> Double {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()

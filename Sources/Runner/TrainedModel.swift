@@ -77,13 +77,7 @@ enum TrainedModel {
         }
         guard model.fingerprint == fingerprint else { return nil }
         do {
-            let setting = config.setting
-            let learner = try registry.descriptor(named: config.learner).instantiate(
-                config.hyperparameters.values,
-                setting: LearnerSetting(imageShape: data.dataset.imageShape, ways: setting.ways, shots: setting.shots,
-                                        queriesPerClass: setting.queries, trainWays: setting.trainWays,
-                                        trainClassCount: data.train.classes.count, seed: config.seed,
-                                        metaBatch: config.training.metaBatch, iterations: config.training.iterations))
+            let learner = try data.makeLearner(config, registry: registry)
             try learner.restore(checkpointState: try Checkpoint.load(path))
             return (learner, model)
         } catch {

@@ -63,24 +63,10 @@ struct CellTrainer {
                checkpoint: CheckpointPolicy?) throws -> TrainedCell {
         let setting = config.setting
         let seed = config.seed
-        let descriptor = try registry.descriptor(named: cell.entry.name)
-        let learnerSetting = LearnerSetting(imageShape: data.dataset.imageShape, ways: setting.ways,
-                                            shots: setting.shots, queriesPerClass: setting.queries,
-                                            trainWays: setting.trainWays, trainClassCount: data.train.classes.count,
-                                            seed: seed, metaBatch: config.training.metaBatch,
-                                            iterations: config.training.iterations)
-        var learner = try descriptor.instantiate(config.hyperparameters.values, setting: learnerSetting)
-
-        let trainSettings = EpisodeSettings(ways: setting.trainWays, shots: setting.trainShots,
-                                            queriesPerClass: setting.trainQueries, normalization: normalization)
+        var learner = try data.makeLearner(config, registry: registry)
         let evalSettings = EpisodeSettings(ways: setting.ways, shots: setting.shots, queriesPerClass: setting.queries,
                                            normalization: normalization)
-        let source = SamplerTrainingSource(
-            episodeSampler: try EpisodeSampler(split: data.train, imageShape: data.dataset.imageShape,
-                                               settings: trainSettings, seed: Seeds.derive(seed, "train")),
-            classificationSampler: try ClassificationSampler(split: data.train, imageShape: data.dataset.imageShape,
-                                                             normalization: normalization,
-                                                             seed: Seeds.derive(seed, "train", "classification")))
+        let source = try data.trainingSource(config, normalization: normalization)
         var validationSampler: EpisodeSampler?
         if let val = data.validation, config.training.validateEvery > 0 {
             validationSampler = try EpisodeSampler(split: val, imageShape: data.dataset.imageShape,
@@ -97,7 +83,7 @@ struct CellTrainer {
                 state.resumedAt.append(state.iterationsDone)
             } else if touched {
                 // A restore that failed halfway: start from a learner nothing was loaded into.
-                learner = try descriptor.instantiate(config.hyperparameters.values, setting: learnerSetting)
+                learner = try data.makeLearner(config, registry: registry)
             }
         }
 

@@ -71,3 +71,36 @@ struct SplitMix64: RandomNumberGenerator {
         Int(next() % UInt64(bound))
     }
 }
+
+/// What the tests that start `bench` share: a scratch folder removed after the test, a `bench` started in the
+/// package root with its output in a log file, and that file's text.
+extension XCTestCase {
+    /// A new folder under the temporary directory, named `metabench-<prefix>-…`, removed when the test ends.
+    func scratchFolder(_ prefix: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metabench-\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        return folder
+    }
+
+    /// Starts `bench arguments` in the package root; standard output and error go to `log`.
+    func startBench(_ arguments: [String], log: URL) throws -> Process {
+        guard FileManager.default.isExecutableFile(atPath: BenchOutputTests.benchExecutable.path) else {
+            XCTFail("bench was not built beside the tests")
+            throw XCTSkip("no bench executable")
+        }
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = BenchOutputTests.benchExecutable
+        process.arguments = arguments
+        process.currentDirectoryURL = BenchOutputTests.packageRoot
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    /// The text of a log file, empty when it cannot be read.
+    func logText(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+}

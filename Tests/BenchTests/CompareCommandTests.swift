@@ -5,13 +5,6 @@ import XCTest
 /// Golden outputs of `bench compare` (see `BenchOutputTests`; `METABENCH_RECORD=1` rewrites them): the paired
 /// interval where two cells share episodes, the combined one where they do not, and which rule each row used.
 final class CompareCommandTests: XCTestCase {
-    private func scratch() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metabench-compare-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        return folder
-    }
-
     private func check(_ name: String, _ arguments: [String], folder: URL,
                        file: StaticString = #filePath, line: UInt = #line) throws -> String {
         guard FileManager.default.isExecutableFile(atPath: BenchOutputTests.benchExecutable.path) else {
@@ -34,7 +27,7 @@ final class CompareCommandTests: XCTestCase {
     /// (+0.13 points, far inside the combined interval), and fomaml evaluated on other episodes (another
     /// evaluation seed): MAML's change is outside the paired interval, fomaml's within the combined one.
     func testPairedWhereEpisodesAreShared() throws {
-        let folder = try scratch()
+        let folder = try scratchFolder("compare")
         let a = try ResultSet.load(BenchOutputTests.packageRoot.appendingPathComponent("results/smoke").path)
         var b = a
         func raiseTenEpisodes(_ label: String) throws -> Int {

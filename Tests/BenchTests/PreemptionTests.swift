@@ -17,32 +17,6 @@ final class PreemptionTests: XCTestCase {
     seeds: [3]
     """
 
-    private func scratch() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metabench-preempt-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        return folder
-    }
-
-    private func start(_ arguments: [String], log: URL) throws -> Process {
-        guard FileManager.default.isExecutableFile(atPath: BenchOutputTests.benchExecutable.path) else {
-            XCTFail("bench was not built beside the tests")
-            throw XCTSkip("no bench executable")
-        }
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = BenchOutputTests.benchExecutable
-        process.arguments = arguments
-        process.currentDirectoryURL = BenchOutputTests.packageRoot
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
-    }
-
-    private func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
-
     /// The numbers of the one cell: everything but times, memory and provenance.
     private func numbers(_ output: URL) throws -> String {
         let data = try Data(contentsOf: output.appendingPathComponent("cells/maml-5w1s5q-seed3.json"))
@@ -55,44 +29,44 @@ final class PreemptionTests: XCTestCase {
     }
 
     func testKilledCellResumesToTheSameBits() throws {
-        let folder = try scratch()
+        let folder = try scratchFolder("preempt")
         let suiteFile = folder.appendingPathComponent("preempt.yaml")
         try Self.suite.write(to: suiteFile, atomically: true, encoding: .utf8)
         let reference = folder.appendingPathComponent("reference")
         let referenceLog = folder.appendingPathComponent("reference.txt")
-        let whole = try start(["run", "--suite", suiteFile.path, "--threads", "1", "--output", reference.path], log: referenceLog)
+        let whole = try startBench(["run", "--suite", suiteFile.path, "--threads", "1", "--output", reference.path], log: referenceLog)
         whole.waitUntilExit()
-        XCTAssertEqual(whole.terminationStatus, 0, text(referenceLog))
+        XCTAssertEqual(whole.terminationStatus, 0, logText(referenceLog))
         let expected = try numbers(reference)
 
         for signal in [SIGTERM, SIGKILL] {
             let output = folder.appendingPathComponent("out-\(signal)")
             let log = folder.appendingPathComponent("log-\(signal).txt")
-            let process = try start(["run", "--suite", suiteFile.path, "--threads", "1", "--output", output.path,
+            let process = try startBench(["run", "--suite", suiteFile.path, "--threads", "1", "--output", output.path,
                                      "--checkpoint-interval", "0.3"], log: log)
             let checkpoint = output.appendingPathComponent("cells/maml-5w1s5q-seed3.checkpoint.h5")
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline, process.isRunning, !FileManager.default.fileExists(atPath: checkpoint.path) {
                 Thread.sleep(forTimeInterval: 0.02)
             }
-            XCTAssertTrue(process.isRunning, "the cell finished before it could be interrupted:\n\(text(log))")
+            XCTAssertTrue(process.isRunning, "the cell finished before it could be interrupted:\n\(logText(log))")
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
             if signal == SIGTERM {
-                XCTAssertEqual(process.terminationReason, .exit, text(log))
-                XCTAssertEqual(process.terminationStatus, 143, text(log))
-                XCTAssertTrue(text(log).contains("the cell in training in a checkpoint"), text(log))
+                XCTAssertEqual(process.terminationReason, .exit, logText(log))
+                XCTAssertEqual(process.terminationStatus, 143, logText(log))
+                XCTAssertTrue(logText(log).contains("the cell in training in a checkpoint"), logText(log))
             } else {
                 XCTAssertEqual(process.terminationReason, .uncaughtSignal)
             }
-            XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.path), "signal \(signal): \(text(log))")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint.path), "signal \(signal): \(logText(log))")
             XCTAssertFalse(FileManager.default.fileExists(atPath: output.appendingPathComponent("cells/maml-5w1s5q-seed3.json").path))
 
             let rerunLog = folder.appendingPathComponent("rerun-\(signal).txt")
-            let rerun = try start(["run", "--suite", suiteFile.path, "--threads", "1", "--output", output.path], log: rerunLog)
+            let rerun = try startBench(["run", "--suite", suiteFile.path, "--threads", "1", "--output", output.path], log: rerunLog)
             rerun.waitUntilExit()
-            XCTAssertEqual(rerun.terminationStatus, 0, text(rerunLog))
-            XCTAssertTrue(text(rerunLog).contains("resuming from"), text(rerunLog))
+            XCTAssertEqual(rerun.terminationStatus, 0, logText(rerunLog))
+            XCTAssertTrue(logText(rerunLog).contains("resuming from"), logText(rerunLog))
             XCTAssertEqual(try numbers(output), expected, "signal \(signal)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoint.path), "the checkpoint is removed once the cell is written")
             let cell = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("cells/maml-5w1s5q-seed3.json"))) as? [String: Any]

@@ -4,13 +4,6 @@ import XCTest
 /// Golden outputs of `bench plan`, `bench report` and the shard flags of `bench run` (see `BenchOutputTests`;
 /// `METABENCH_RECORD=1` rewrites them). Temporary folders appear as `<folder>` in the expectations.
 final class ShardCommandTests: XCTestCase {
-    private func scratch() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metabench-shards-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        return folder
-    }
-
     private func check(_ name: String, _ arguments: [String], folder: URL? = nil,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         guard FileManager.default.isExecutableFile(atPath: BenchOutputTests.benchExecutable.path) else {
@@ -30,7 +23,7 @@ final class ShardCommandTests: XCTestCase {
 
     /// A copy of the stored smoke results (cells and plan), so that reports can be rebuilt without touching them.
     private func smokeCopy() throws -> URL {
-        let folder = try scratch().appendingPathComponent("smoke")
+        let folder = try scratchFolder("shards").appendingPathComponent("smoke")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let stored = BenchOutputTests.packageRoot.appendingPathComponent("results/smoke")
         try FileManager.default.copyItem(at: stored.appendingPathComponent("cells"), to: folder.appendingPathComponent("cells"))
@@ -65,7 +58,7 @@ final class ShardCommandTests: XCTestCase {
     }
 
     func testCommandErrors() throws {
-        let folder = try scratch()
+        let folder = try scratchFolder("shards")
         try check("report-no-plan", ["report", folder.path], folder: folder)
         try check("run-shard-out-of-range", ["run", "--suite", "smoke", "--shard", "3/3", "--output", folder.path], folder: folder)
         try check("run-shard-malformed", ["run", "--suite", "smoke", "--shard", "1of3", "--output", folder.path], folder: folder)
