@@ -82,20 +82,23 @@ public enum EvaluationEpisodes {
     }
 
     /// The sampler of `setting`'s test episodes for the suite run on `dataset` (the suite's dataset, loaded
-    /// with `SuiteRunner.loadDataset`).
-    public static func sampler(suite: Suite, dataset: FewShotDataset, setting: SettingSpec) throws -> EpisodeSampler {
+    /// with `SuiteRunner.loadDataset`); `normalized: false` leaves out the suite's normalisation (the same
+    /// episodes, pixels in [0, 1], as an episode file stores them).
+    public static func sampler(suite: Suite, dataset: FewShotDataset, setting: SettingSpec,
+                               normalized: Bool = true) throws -> EpisodeSampler {
         let plan = try DataPlan(suite: suite, dataset: dataset)
         do {
-            return try sampler(plan: plan, setting: setting, normalization: suite.normalization,
+            return try sampler(plan: plan, setting: setting, normalization: normalized ? suite.normalization : .none,
                                seed: suite.evaluation.seed)
         } catch {
             throw RunnerError.dataset(file: suite.file, line: nil, message: "setting \(setting.id): \(error)")
         }
     }
 
-    /// Test episodes `0..<count` of `setting`, after checking that they fit `maxCount` and `byteLimit`.
+    /// Test episodes `0..<count` of `setting`, after checking that they fit `maxCount` and `byteLimit`
+    /// (`normalized` as for `sampler`).
     public static func episodes(suite: Suite, dataset: FewShotDataset, setting: SettingSpec,
-                                count: Int) throws -> [Episode] {
+                                count: Int, normalized: Bool = true) throws -> [Episode] {
         guard (1...maxCount).contains(count) else {
             throw RunnerError.invalidOption("the episode count must be in 1…\(maxCount), got \(count)")
         }
@@ -108,7 +111,7 @@ public enum EvaluationEpisodes {
                 + "\(dataset.imageShape) images need \(size) of float32 pixels, more than the limit of "
                 + "\(MemoryBudget.gibibytes(byteLimit)) (8 GiB, or half of this machine's memory); export fewer")
         }
-        let sampler = try sampler(suite: suite, dataset: dataset, setting: setting)
+        let sampler = try sampler(suite: suite, dataset: dataset, setting: setting, normalized: normalized)
         return (0..<count).map(sampler.episode)
     }
 }

@@ -14,7 +14,8 @@ struct EpisodeEvaluator {
     struct Outcome {
         var correct: [Int] = []
         var accuracies: [Double] = []
-        var queries = 0
+        /// The queries of each episode.
+        var queries: [Int] = []
         /// Time spent in `adapt` and `logits`.
         var seconds = 0.0
         var meanAccuracy: Double { Statistics.mean(accuracies) * 100 }
@@ -29,6 +30,12 @@ struct EpisodeEvaluator {
 
     func evaluate(_ learner: MetaLearner, sampler: EpisodeSampler, episodes: Int, memory: PeakMemorySampler,
                   showProgress: Bool) throws -> Outcome {
+        try evaluate(learner, episodes: episodes, episode: sampler.episode, memory: memory, showProgress: showProgress)
+    }
+
+    /// Scores `learner` on `episode(0..<episodes)` (sampled, or read from an episode file).
+    func evaluate(_ learner: MetaLearner, episodes: Int, episode: (Int) throws -> Episode, memory: PeakMemorySampler,
+                  showProgress: Bool) throws -> Outcome {
         var outcome = Outcome()
         var nanoseconds: UInt64 = 0
         let parallel = learner.adaptsConcurrently && ComputeThreads.count > 1
@@ -41,16 +48,16 @@ struct EpisodeEvaluator {
             if parallel {
                 let start = first
                 scores = try ComputeThreads.map(count) { i in
-                    try score(learner, episode: sampler.episode(start + i), index: start + i)
+                    try score(learner, episode: episode(start + i), index: start + i)
                 }
             } else {
-                scores = [try score(learner, episode: sampler.episode(first), index: first)]
+                scores = [try score(learner, episode: episode(first), index: first)]
             }
             for (offset, s) in scores.enumerated() {
                 nanoseconds += s.nanoseconds
                 outcome.correct.append(s.correct)
                 outcome.accuracies.append(s.queries > 0 ? Double(s.correct) / Double(s.queries) : 0)
-                outcome.queries = s.queries
+                outcome.queries.append(s.queries)
                 if showProgress {
                     progress?.evaluation(done: first + offset + 1, total: episodes, accuracy: outcome.meanAccuracy)
                 }

@@ -45,8 +45,19 @@ extension Suite {
                 throw SuiteError(file: file, line: entry.line, "\(error)")
             }
             let budget = training(for: entry)
-            for suiteSetting in settings where entry.runs(in: suiteSetting) {
-                let setting = entry.training.applied(to: suiteSetting)
+            // The suite's settings, then each shape of the episode files the learner is evaluated on (with the
+            // training shape of the setting whose model serves them).
+            var checked = settings.filter { entry.runs(in: $0) }.map { (name: $0.id, setting: entry.training.applied(to: $0)) }
+            if let serving = servingSetting(for: entry).map(entry.training.applied) {
+                for file in evaluation.episodeFiles where entry.runs(inSettingNamed: file.name) {
+                    checked += file.summary.shapes.map { shape in
+                        (name: "\(file.name) (\(shape.name) episodes)",
+                         setting: SettingSpec(ways: shape.ways, shots: shape.shots, queries: shape.queries, trainWays: serving.trainWays,
+                                              trainShots: serving.trainShots, trainQueries: serving.trainQueries))
+                    }
+                }
+            }
+            for (name, setting) in checked {
                 let context = FootprintContext(
                     imageShape: imageShape,
                     trainEpisodeImages: .init("train_ways × (train_shots + train_queries)",
@@ -64,7 +75,7 @@ extension Suite {
                 for footprint in footprints {
                     if let problem = Self.problem(footprint, budget: memoryBudget) {
                         throw SuiteError(file: file, line: entry.line,
-                                         "learner \(entry.label), setting \(setting.id) with \(imageShape) images: \(problem)")
+                                         "learner \(entry.label), setting \(name) with \(imageShape) images: \(problem)")
                     }
                 }
             }
@@ -104,6 +115,7 @@ extension SuiteRunner {
         try plan.checkSamplers(learners: learners, normalization: suite.normalization, suite: suite)
         try suite.validate(imageShape: dataset.imageShape, trainClassCount: plan.train.classes.count,
                            registry: registry, learners: learners)
+        try checkEpisodeFiles(imageShape: dataset.imageShape)
         return dataset
     }
 }

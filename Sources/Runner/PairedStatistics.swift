@@ -64,33 +64,38 @@ public enum EpisodePairing {
     public static func sharesEpisodes(_ a: CellResult, _ b: CellResult) -> Bool {
         let x = a.config, y = b.config
         let count = x.evaluation.episodes
+        // An episode file's episodes are the file's (its digest), whatever setting's model serves them.
+        let sameEpisodes = x.episodesFile != nil || y.episodesFile != nil
+            ? x.episodesFile == y.episodesFile && x.setting.episodesFile == y.setting.episodesFile
+            : x.setting.ways == y.setting.ways && x.setting.shots == y.setting.shots && x.setting.queries == y.setting.queries
         return a.status == .completed && b.status == .completed
-            && x.evaluation == y.evaluation
-            && x.setting.ways == y.setting.ways && x.setting.shots == y.setting.shots
-            && x.setting.queries == y.setting.queries
+            && x.evaluation == y.evaluation && sameEpisodes
             && x.dataset.name == y.dataset.name && x.dataset.layout == y.dataset.layout
             && x.dataset.imageShape == y.dataset.imageShape && x.dataset.testSplit == y.dataset.testSplit
             && x.dataset.classCounts[x.dataset.testSplit] == y.dataset.classCounts[y.dataset.testSplit]
             && x.dataset.options == y.dataset.options && x.dataset.normalization == y.dataset.normalization
             && x.evaluationDataset == y.evaluationDataset
-            && a.queriesPerEpisode > 0 && a.queriesPerEpisode == b.queriesPerEpisode
+            && a.queryCounts == b.queryCounts
             && count > 0 && a.episodeCorrect.count == count && b.episodeCorrect.count == count
             && summarisesEpisodes(a) && summarisesEpisodes(b)
     }
 
     /// Whether a cell's accuracy is the mean of its per-episode correct counts (to 1e-6 percentage points).
     static func summarisesEpisodes(_ cell: CellResult) -> Bool {
-        guard let accuracy = cell.accuracy, cell.queriesPerEpisode > 0, !cell.episodeCorrect.isEmpty else { return false }
-        let total = cell.episodeCorrect.reduce(0.0) { $0 + Double($1) }
-        let mean = 100 * total / (Double(cell.episodeCorrect.count) * Double(cell.queriesPerEpisode))
+        let counts = cell.queryCounts
+        guard let accuracy = cell.accuracy, !cell.episodeCorrect.isEmpty, counts.count == cell.episodeCorrect.count,
+              counts.allSatisfy({ $0 > 0 }) else { return false }
+        let total = zip(cell.episodeCorrect, counts).reduce(0.0) { $0 + Double($1.0) / Double($1.1) }
+        let mean = 100 * total / Double(cell.episodeCorrect.count)
         return abs(mean - accuracy) <= 1e-6
     }
 
     /// B − A per episode, percentage points: 100·(correct_B − correct_A)/queries; nil unless the cells share episodes.
     public static func differences(_ a: CellResult, _ b: CellResult) -> [Double]? {
         guard sharesEpisodes(a, b) else { return nil }
-        let queries = Double(a.queriesPerEpisode)
-        return zip(a.episodeCorrect, b.episodeCorrect).map { 100 * (Double($1) - Double($0)) / queries }
+        return zip(zip(a.episodeCorrect, b.episodeCorrect), a.queryCounts).map { pair, queries in
+            100 * (Double(pair.1) - Double(pair.0)) / Double(queries)
+        }
     }
 }
 
@@ -112,7 +117,8 @@ public struct PairedComparison: Sendable, Codable, Equatable {
     /// The name of a setting's test episodes: `5w1s`, with the queries when not 15 (`20w1s5q`); the training
     /// shape, which does not change the test episodes, left out.
     public static func evaluationName(_ setting: SettingSpec) -> String {
-        setting.shortName + (setting.queries == 15 ? "" : "\(setting.queries)q")
+        if let file = setting.episodesFile { return file }
+        return setting.shortName + (setting.queries == 15 ? "" : "\(setting.queries)q")
     }
 
     /// The family-wise error rate of the marks.

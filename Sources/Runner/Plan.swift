@@ -43,34 +43,54 @@ public struct SuitePlan: Sendable, Equatable {
         var cells: [PlannedCell] = []
         var groups: [[Int]] = []
         var groupOf: [String: Int] = [:]
+        /// Adds the cells of `entry` in `setting` (training shape applied; for an episode file, the serving
+        /// setting's) to the training group of `trainedAs`, the setting whose model they evaluate.
+        func add(_ entry: LearnerEntry, suiteSetting: SettingSpec, setting: SettingSpec, trainedAs: SettingSpec,
+                 evaluation: EvaluationSpec) {
+            let training = suite.training(for: entry)
+            let costs = CostModel.costs(entry: entry, setting: setting, training: training, evaluation: evaluation,
+                                        registry: registry)
+            let descriptor = try? registry.descriptor(named: entry.name)
+            let anyShape = descriptor?.evaluatesAnyEpisodeShape ?? false
+            let episodic = descriptor?.trainsOnEpisodes ?? true
+            for seed in suite.seeds {
+                // What the training depends on: the learner entry and seed, the training episodes (for a
+                // learner that draws them), and the evaluation shape (for one whose model depends on it).
+                var key = "\(entry.label)\u{0}\(seed)"
+                if episodic || !anyShape { key += "\u{0}\(trainedAs.trainWays)w\(trainedAs.trainShots)s\(trainedAs.trainQueries)q" }
+                if !anyShape { key += "\u{0}\(trainedAs.id)" }
+                let group: Int
+                if let known = groupOf[key] {
+                    group = known
+                } else {
+                    group = groups.count
+                    groupOf[key] = group
+                    groups.append([])
+                }
+                groups[group].append(cells.count)
+                cells.append(PlannedCell(index: cells.count, entry: entry, suiteSetting: suiteSetting,
+                                         setting: setting, seed: seed, training: training, evaluation: evaluation,
+                                         trainingCost: costs.training, evaluationCost: costs.evaluation, group: group))
+            }
+        }
         for suiteSetting in suite.settings {
             for entry in suite.learners where entry.runs(in: suiteSetting) {
                 let setting = entry.training.applied(to: suiteSetting)
-                let training = suite.training(for: entry)
-                let costs = CostModel.costs(entry: entry, setting: setting, training: training, evaluation: evaluation,
-                                            registry: registry)
-                let descriptor = try? registry.descriptor(named: entry.name)
-                let anyShape = descriptor?.evaluatesAnyEpisodeShape ?? false
-                let episodic = descriptor?.trainsOnEpisodes ?? true
-                for seed in suite.seeds {
-                    // What the training depends on: the learner entry and seed, the training episodes (for a
-                    // learner that draws them), and the evaluation shape (for one whose model depends on it).
-                    var key = "\(entry.label)\u{0}\(seed)"
-                    if episodic || !anyShape { key += "\u{0}\(setting.trainWays)w\(setting.trainShots)s\(setting.trainQueries)q" }
-                    if !anyShape { key += "\u{0}\(setting.id)" }
-                    let group: Int
-                    if let known = groupOf[key] {
-                        group = known
-                    } else {
-                        group = groups.count
-                        groupOf[key] = group
-                        groups.append([])
-                    }
-                    groups[group].append(cells.count)
-                    cells.append(PlannedCell(index: cells.count, entry: entry, suiteSetting: suiteSetting,
-                                             setting: setting, seed: seed, training: training, evaluation: evaluation,
-                                             trainingCost: costs.training, evaluationCost: costs.evaluation, group: group))
-                }
+                add(entry, suiteSetting: suiteSetting, setting: setting, trainedAs: setting, evaluation: evaluation)
+            }
+        }
+        // Episode files after the suite's settings: each learner's cells join the group of its serving setting,
+        // whose cell comes first, so they never train. Every episode of the file (or the first --episodes).
+        for file in suite.evaluation.episodeFiles {
+            let fileEvaluation = EvaluationSpec(episodes: min(evaluationEpisodes ?? file.summary.count, file.summary.count), seed: 0)
+            for entry in suite.learners where entry.runs(inSettingNamed: file.name) {
+                guard let serving = suite.servingSetting(for: entry) else { continue }  // refused by the suite check
+                let trainedAs = entry.training.applied(to: serving)
+                var setting = trainedAs
+                setting.episodesFile = file.name
+                add(entry, suiteSetting: SettingSpec(ways: serving.ways, shots: serving.shots, queries: serving.queries,
+                                                     episodesFile: file.name),
+                    setting: setting, trainedAs: trainedAs, evaluation: fileEvaluation)
             }
         }
         self.cells = cells

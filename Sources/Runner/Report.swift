@@ -206,8 +206,12 @@ public enum Report {
             let p = cell.provenance
             let hyper = c.hyperparameters.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(canonical($0.value))" }
                 .joined(separator: ";")
-            let fields: [String] = [
-                c.label, c.learner, c.setting.id, "\(c.setting.ways)", "\(c.setting.shots)", "\(c.setting.queries)",
+            // An episode file's evaluation shape is its episodes' (empty when they differ); its training shape
+            // is that of the setting whose model serves it.
+            let shape = c.episodesFile.map { file in
+                file.summary.uniformShape.map { ["\($0.ways)", "\($0.shots)", "\($0.queries)"] } ?? ["", "", ""]
+            } ?? ["\(c.setting.ways)", "\(c.setting.shots)", "\(c.setting.queries)"]
+            let fields: [String] = [c.label, c.learner, c.setting.id] + shape + [
                 "\(c.setting.trainWays)", "\(c.setting.trainShots)", "\(c.setting.trainQueries)", "\(c.seed)",
                 cell.status.rawValue, cell.accuracy.map { "\($0)" } ?? "", cell.ci95.map { "\($0)" } ?? "",
                 seeds.map { "\($0.mean)" } ?? "", seeds.map { "\($0.ci95)" } ?? "",

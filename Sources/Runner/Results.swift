@@ -118,6 +118,20 @@ public struct CellConfig: Sendable, Codable, Equatable {
     public var dataset: DatasetConfig
     /// The dataset the cell is evaluated on when it is not the training dataset (cross-domain); absent otherwise.
     public var evaluationDataset: DatasetConfig?
+    /// The episode file the cell is evaluated on (a setting named after the file); absent otherwise.
+    public var episodesFile: EpisodeFileConfig?
+
+    /// The queries per evaluation episode the configuration implies: ways × queries of the setting; for an
+    /// episode file, those of its episodes when they all have one shape, else 0 (they differ per episode).
+    public var plannedQueriesPerEpisode: Int {
+        if let file = episodesFile {
+            guard let shape = file.summary.uniformShape else { return 0 }
+            let (queries, overflow) = shape.ways.multipliedReportingOverflow(by: shape.queries)
+            return overflow ? 0 : queries
+        }
+        let (queries, overflow) = setting.ways.multipliedReportingOverflow(by: setting.queries)
+        return overflow ? 0 : queries
+    }
 
     /// A stable hash of the configuration (16 hex digits), the same in every process.
     public var fingerprint: String {
@@ -148,7 +162,11 @@ public struct CellResult: Sendable, Codable, Equatable {
     public var accuracy: Double?
     /// Half-width of the 95% confidence interval, percent: 1.96·σ/√n over episodes (σ the sample standard deviation).
     public var ci95: Double?
+    /// Queries in every evaluation episode; 0 when they differ between episodes (an episode file of several
+    /// shapes), which `episodeQueries` then lists.
     public var queriesPerEpisode: Int
+    /// The queries of each evaluation episode, in episode order, when they are not all the same; absent otherwise.
+    public var episodeQueries: [Int]?
     /// Correct queries in each evaluation episode, in episode order (exact, for comparisons).
     public var episodeCorrect: [Int]
     /// Accuracy of each evaluation episode (fraction), in episode order.
@@ -177,6 +195,11 @@ public struct CellResult: Sendable, Codable, Equatable {
     public var provenance: Provenance?
 
     public var key: CellKey { CellKey(label: config.label, setting: config.setting.id, seed: config.seed) }
+
+    /// The queries of each evaluated episode.
+    public var queryCounts: [Int] {
+        episodeQueries ?? [Int](repeating: queriesPerEpisode, count: episodeCorrect.count)
+    }
 }
 
 /// Names a cell across result sets: learner label, setting id, seed.

@@ -47,9 +47,16 @@ enum StoredCell: Equatable {
     static func problem(_ cell: CellResult) -> String? {
         guard cell.provenance != nil else { return "it records no provenance" }
         let setting = cell.config.setting
-        let (queries, overflow) = setting.ways.multipliedReportingOverflow(by: setting.queries)
-        guard !overflow, cell.queriesPerEpisode == queries else {
-            return "\(cell.queriesPerEpisode) queries per episode, but the setting has \(setting.ways) × \(setting.queries)"
+        if cell.config.episodesFile == nil {
+            let (queries, overflow) = setting.ways.multipliedReportingOverflow(by: setting.queries)
+            guard !overflow, cell.queriesPerEpisode == queries, cell.episodeQueries == nil else {
+                return "\(cell.queriesPerEpisode) queries per episode, but the setting has \(setting.ways) × \(setting.queries)"
+            }
+        } else if let perEpisode = cell.episodeQueries {
+            // Listed only when they differ, with no common count beside them.
+            guard cell.queriesPerEpisode == 0, Set(perEpisode).count > 1 else {
+                return "queries listed per episode (\(Set(perEpisode).sorted())) beside \(cell.queriesPerEpisode) queries per episode"
+            }
         }
         switch cell.status {
         case .failed:
@@ -64,7 +71,11 @@ enum StoredCell: Equatable {
         guard cell.episodeCorrect.count == episodes, cell.episodeAccuracies.count == episodes else {
             return "\(cell.episodeCorrect.count) evaluated episodes, but the configuration asks for \(episodes)"
         }
-        for (i, (correct, fraction)) in zip(cell.episodeCorrect, cell.episodeAccuracies).enumerated() {
+        let counts = cell.queryCounts
+        guard counts.count == episodes, counts.allSatisfy({ $0 > 0 }) else {
+            return "\(counts.count) query counts for \(episodes) episodes, or an episode without queries"
+        }
+        for (i, ((correct, fraction), queries)) in zip(zip(cell.episodeCorrect, cell.episodeAccuracies), counts).enumerated() {
             guard correct >= 0, correct <= queries, fraction == Double(correct) / Double(queries) else {
                 return "episode \(i): \(correct) correct of \(queries) does not match its accuracy \(fraction)"
             }

@@ -86,23 +86,30 @@ public struct SettingSpec: Sendable, Hashable, Codable {
     public var trainWays: Int
     public var trainShots: Int
     public var trainQueries: Int
+    /// The name of the episode file (`evaluation.episodes_file`) a cell of this setting is evaluated on, instead
+    /// of sampled test episodes; the other fields are then those of the setting whose trained model serves
+    /// the file (`Suite.servingSetting(for:)`). Nil for the suite's own settings (and not encoded, so their
+    /// fingerprints are as before).
+    public var episodesFile: String?
 
     public init(ways: Int, shots: Int, queries: Int = 15, trainWays: Int? = nil, trainShots: Int? = nil,
-                trainQueries: Int? = nil) {
+                trainQueries: Int? = nil, episodesFile: String? = nil) {
         self.ways = ways
         self.shots = shots
         self.queries = queries
         self.trainWays = trainWays ?? ways
         self.trainShots = trainShots ?? shots
         self.trainQueries = trainQueries ?? queries
+        self.episodesFile = episodesFile
     }
 
-    /// `5w1s`: the name published numbers are keyed by.
-    public var shortName: String { "\(ways)w\(shots)s" }
+    /// `5w1s`: the name published numbers are keyed by (an episode file's name for its setting).
+    public var shortName: String { episodesFile ?? "\(ways)w\(shots)s" }
 
     /// A name that tells settings of a suite apart: `5w1s`, plus the queries when not 15 and the training
-    /// episode shape when it differs (`5w1s-train20w1s15q`).
+    /// episode shape when it differs (`5w1s-train20w1s15q`); an episode file's name for its setting.
     public var id: String {
+        if let episodesFile { return episodesFile }
         var name = shortName
         if queries != 15 { name += "\(queries)q" }
         if trainWays != ways || trainShots != shots || trainQueries != queries {
@@ -138,7 +145,10 @@ public struct LearnerEntry: Sendable, Equatable {
     }
 
     /// Whether the learner runs in the suite setting `setting`.
-    public func runs(in setting: SettingSpec) -> Bool { settings?.contains(setting.id) ?? true }
+    public func runs(in setting: SettingSpec) -> Bool { runs(inSettingNamed: setting.id) }
+
+    /// Whether the learner runs in the setting with id `id` (an episode file's setting is its name).
+    public func runs(inSettingNamed id: String) -> Bool { settings?.contains(id) ?? true }
 }
 
 /// A learner's departures from the suite's training: budget fields and the meta-training episode shape
@@ -210,13 +220,23 @@ public struct EvaluationSpec: Sendable, Equatable, Codable {
     /// instead of the training dataset's. Not encoded: a cell's configuration records the dataset itself
     /// (`CellConfig.evaluationDataset`).
     public var dataset: DatasetSpec?
+    /// Published episode sets (`episodes_file`): every learner is also evaluated on exactly the episodes of
+    /// each file, reported as a setting named after the file. Not encoded: a cell of such a setting records
+    /// the file itself (`CellConfig.episodesFile`).
+    public var episodeFiles: [EpisodeFileSpec]
 
     enum CodingKeys: String, CodingKey { case episodes, seed }
 
-    public init(episodes: Int = 600, seed: UInt64 = 0, dataset: DatasetSpec? = nil) {
+    public init(episodes: Int = 600, seed: UInt64 = 0, dataset: DatasetSpec? = nil, episodeFiles: [EpisodeFileSpec] = []) {
         self.episodes = episodes
         self.seed = seed
         self.dataset = dataset
+        self.episodeFiles = episodeFiles
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(episodes: try c.decode(Int.self, forKey: .episodes), seed: try c.decode(UInt64.self, forKey: .seed))
     }
 }
 

@@ -17,7 +17,7 @@ struct SuiteParser {
     static let learnerTrainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes",
                                       "train_ways", "train_shots", "train_queries"]
     static let trainingKeys = ["iterations", "meta_batch", "validate_every", "validation_episodes"]
-    static let evaluationKeys = ["episodes", "seed", "dataset"]
+    static let evaluationKeys = ["episodes", "seed", "dataset", "episodes_file"]
     static let normalizationKeys = ["mean", "std"]
 
     func parse(_ yaml: String) throws -> Suite {
@@ -69,17 +69,21 @@ struct SuiteParser {
                 throw SuiteError(file: file, line: entry.line, "learner label '\(Self.printable(entry.label))' \(problem)")
             }
         }
+        let evaluation = try top["evaluation"].map { try parseEvaluation($0.value) } ?? EvaluationSpec()
+        let fileSettings = evaluation.episodeFiles.map { SettingSpec(ways: 0, shots: 0, episodesFile: $0.name) }
         // A learner's own list of settings names the suite's settings: by id (5w1s, 5w1s5q,
-        // 5w1s-train20w1s15q), or by the short name (5w1s) when exactly one setting has it.
+        // 5w1s-train20w1s15q), or by the short name (5w1s) when exactly one setting has it; an episode file's
+        // setting by its name.
         for index in learners.indices {
             guard let names = learners[index].settings else { continue }
             let entry = learners[index]
             var ids: [String] = []
             for name in names {
-                let matches = settings.filter { $0.id == name }.isEmpty ? settings.filter { $0.shortName == name }
-                    : settings.filter { $0.id == name }
+                let all = settings + fileSettings
+                let matches = all.filter { $0.id == name }.isEmpty ? all.filter { $0.shortName == name }
+                    : all.filter { $0.id == name }
                 guard matches.count == 1, let match = matches.first else {
-                    let known = settings.map(\.id).joined(separator: ", ")
+                    let known = all.map(\.id).joined(separator: ", ")
                     throw SuiteError(file: file, line: entry.line, matches.isEmpty
                         ? "learner \(entry.label): settings: '\(Self.printable(name))' is not a setting of this suite (settings: \(known))"
                         : "learner \(entry.label): settings: '\(name)' names \(matches.count) settings (\(matches.map(\.id).joined(separator: ", "))); use the full id")
@@ -101,7 +105,6 @@ struct SuiteParser {
         let training = try parseTraining(trainingNode.value)
         try checkImagesPerClass(settings: settings, settingNodes: try sequence(settingsNode.value, "settings"),
                                 learners: learners)
-        let evaluation = try top["evaluation"].map { try parseEvaluation($0.value) } ?? EvaluationSpec()
 
         var seeds: [UInt64] = [0]
         if let seedsNode = top["seeds"] {
@@ -125,9 +128,9 @@ struct SuiteParser {
                 var values: [String: Double] = [:]
                 for (keyNode, valueNode) in try mappingPairs(valuesNode, "published.\(label)") {
                     let key = try string(keyNode, "published.\(label)")
-                    guard Self.isShortSettingName(key) else {
+                    guard Self.isShortSettingName(key) || evaluation.episodeFiles.contains(where: { $0.name == key }) else {
                         throw SuiteError(file: file, line: line(keyNode),
-                                         "published.\(label): expected a setting name like 5w1s (ways, 'w', shots, 's'), got '\(key)'")
+                                         "published.\(label): expected a setting name like 5w1s (ways, 'w', shots, 's') or an episode file's name, got '\(key)'")
                     }
                     values[key] = try double(valueNode, "published.\(label).\(key)", in: SuiteLimits.publishedAccuracy)
                 }
@@ -150,9 +153,11 @@ struct SuiteParser {
             }
         }
 
-        return Suite(name: name, file: file, summary: summary, exact: exact, dataset: dataset,
-                     normalization: normalization, settings: settings, learners: learners, training: training,
-                     evaluation: evaluation, seeds: seeds, published: published)
+        let suite = Suite(name: name, file: file, summary: summary, exact: exact, dataset: dataset,
+                          normalization: normalization, settings: settings, learners: learners, training: training,
+                          evaluation: evaluation, seeds: seeds, published: published)
+        try suite.checkEpisodeFiles(registry: registry)
+        return suite
     }
 
     // MARK: - Sections
@@ -322,6 +327,16 @@ struct SuiteParser {
             // Cross-domain: evaluated on this dataset's test split (`splits: {test: name}` names another);
             // its other splits are not used.
             spec.dataset = try parseDataset(v.value, "evaluation.dataset")
+        }
+        if let v = m["episodes_file"] {
+            // One path, or a list of paths: each file is a setting of its own.
+            let nodes = v.value.sequence != nil ? try sequence(v.value, "evaluation.episodes_file") : [v.value]
+            if nodes.isEmpty {
+                throw SuiteError(file: file, line: line(v.value), "evaluation.episodes_file: expected a path or a list of paths")
+            }
+            spec.episodeFiles = try nodes.map { node in
+                try EpisodeFileSpec.load(path: try string(node, "evaluation.episodes_file"), line: line(node), suiteFile: file)
+            }
         }
         return spec
     }

@@ -134,6 +134,7 @@ public final class SuiteRunner {
         // Sizes that depend on the images (weights, activations, episode batches) fit in memory, before any training.
         try suite.validate(imageShape: dataset.imageShape, trainClassCount: data.train.classes.count,
                            registry: registry, learners: learners)
+        try checkEpisodeFiles(imageShape: dataset.imageShape)
 
         let plan = SuitePlan(suite: suite, registry: registry, evaluationEpisodes: options.episodes)
         let configs = try plan.cells.map { try cellConfig(entry: $0.entry, setting: $0.setting, seed: $0.seed,
@@ -193,6 +194,15 @@ public final class SuiteRunner {
                     + ": train them with bench run (models are kept where the cells are written), or give the --output of that run")
             }
         }
+        // The episode files still to evaluate are read now: a file the suite cannot use fails before any training.
+        let files = Set(work.flatMap { $0.pending.compactMap { $0.cell.setting.episodesFile } })
+        for file in suite.evaluation.episodeFiles where files.contains(file.name) {
+            do {
+                _ = try episodes(ofFile: file.name, data: data)
+            } catch {
+                throw SuiteError(file: suite.file, line: file.line, "evaluation.episodes_file: \(error)")
+            }
+        }
         var trained = 0
         for (leader, pending) in work {
             try Interruption.check()
@@ -221,7 +231,10 @@ public final class SuiteRunner {
                                  splits: Dictionary(dataset.splits.map { ($0.name, $0.classes.count) },
                                                     uniquingKeysWith: { a, _ in a }),
                                  validationSplit: data.validation?.name),
-            seeds: suite.seeds, notes: [data.validationNote, data.crossDomainNote].compactMap { $0 }, published: suite.published,
+            seeds: suite.seeds,
+            notes: [data.validationNote, data.crossDomainNote].compactMap { $0 }
+                + suite.evaluation.episodeFiles.compactMap { file in fileConfigs[file.name]?.note(setting: file.name) },
+            published: suite.published,
             cells: plan.cells.map { cell in
                 PlanManifest.Cell(label: cell.entry.label, setting: cell.setting.id, seed: cell.seed,
                                   file: cell.fileName, fingerprint: configs[cell.index].fingerprint)
@@ -249,7 +262,58 @@ public final class SuiteRunner {
         }
         return CellConfig(learner: entry.name, label: entry.label, hyperparameters: HyperParameterValues(resolved),
                           setting: setting, seed: seed, training: suite.training(for: entry), evaluation: evaluation,
-                          dataset: plan.config(suite: suite), evaluationDataset: plan.evaluationConfig(suite: suite))
+                          dataset: plan.config(suite: suite),
+                          evaluationDataset: setting.episodesFile == nil ? plan.evaluationConfig(suite: suite) : nil,
+                          episodesFile: try setting.episodesFile.map { try episodeFileConfig(named: $0) })
+    }
+
+    // MARK: - Episode files
+
+    /// The episode files' configurations (digests), by setting name, computed once per run.
+    var fileConfigs: [String: EpisodeFileConfig] = [:]
+    /// The episode files' episodes as the learners see them, read on first use and kept for the run.
+    var fileEpisodes: [String: [Episode]] = [:]
+
+    /// How the suite turns a file's images into what the learners see: resized by its `image_size` (uint8
+    /// images), normalised as its dataset.
+    func episodeFileConversion(imageShape: ImageShape) -> EpisodeFile.Conversion {
+        EpisodeFile.Conversion(imageShape: imageShape, resize: suite.dataset.options.imageSize == nil ? nil : suite.dataset.options.resize,
+                               normalization: suite.normalization)
+    }
+
+    /// Every episode file's images can be converted to the dataset's shape and held in memory: checked
+    /// before anything trains.
+    func checkEpisodeFiles(imageShape: ImageShape) throws {
+        for file in suite.evaluation.episodeFiles {
+            do {
+                try EpisodeFile.check(file.summary, against: episodeFileConversion(imageShape: imageShape), file: file.path)
+            } catch {
+                throw SuiteError(file: suite.file, line: file.line, "evaluation.episodes_file: \(error)")
+            }
+        }
+    }
+
+    func episodeFileConfig(named name: String) throws -> EpisodeFileConfig {
+        if let known = fileConfigs[name] { return known }
+        guard let spec = suite.evaluation.episodeFiles.first(where: { $0.name == name }) else {
+            throw RunnerError.invalidOption("no episode file named \(name) in suite \(suite.name)")
+        }
+        let config = try EpisodeFileConfig(spec)
+        fileConfigs[name] = config
+        return config
+    }
+
+    /// The episodes of the file named `name`, converted for `data`'s images.
+    func episodes(ofFile name: String, data: DataPlan) throws -> [Episode] {
+        if let known = fileEpisodes[name] { return known }
+        let config = try episodeFileConfig(named: name)
+        let episodes = try EpisodeFile.read(config.path, conversion: episodeFileConversion(imageShape: data.dataset.imageShape))
+        // The file changed since its digest was taken (the cells would record a digest of other episodes).
+        guard try EpisodeFileConfig.digest(ofFileAt: config.path) == config.digest else {
+            throw RunnerError.invalidOption("the episode file \(config.path) changed during the run; run again")
+        }
+        fileEpisodes[name] = episodes
+        return episodes
     }
 
     // MARK: - One training group
@@ -342,7 +406,7 @@ public final class SuiteRunner {
     func evaluateCell(_ cell: PlannedCell, config: CellConfig, training: GroupTraining, data: DataPlan) throws -> CellResult {
         let memory = PeakMemorySampler()
         var result = CellResult(format: CellResult.currentFormat, config: config, fingerprint: config.fingerprint,
-                                status: .completed, queriesPerEpisode: config.setting.queries * config.setting.ways,
+                                status: .completed, queriesPerEpisode: config.plannedQueriesPerEpisode,
                                 episodeCorrect: [], episodeAccuracies: [], learningCurve: [], trainingSeconds: 0,
                                 threads: options.threads)
         var trainingPeak: Int?
@@ -367,15 +431,25 @@ public final class SuiteRunner {
         case .trained(let learner, let model):
             take(model)
             do {
-                // Evaluation on the suite's test episodes: the same for every learner.
-                let sampler = try EvaluationEpisodes.sampler(plan: data, setting: config.setting, normalization: suite.normalization,
-                                                             seed: config.evaluation.seed)
+                // Evaluation on the suite's test episodes, or on an episode file's: the same for every learner.
                 let evaluator = EpisodeEvaluator(label: cell.entry.label, progress: progress)
-                let outcome = try evaluator.evaluate(learner, sampler: sampler, episodes: config.evaluation.episodes,
+                let outcome: EpisodeEvaluator.Outcome
+                if let name = config.setting.episodesFile {
+                    let episodes = try self.episodes(ofFile: name, data: data)
+                    outcome = try evaluator.evaluate(learner, episodes: min(config.evaluation.episodes, episodes.count),
+                                                     episode: { episodes[$0] }, memory: memory, showProgress: true)
+                } else {
+                    let sampler = try EvaluationEpisodes.sampler(plan: data, setting: config.setting, normalization: suite.normalization,
+                                                                 seed: config.evaluation.seed)
+                    outcome = try evaluator.evaluate(learner, sampler: sampler, episodes: config.evaluation.episodes,
                                                      memory: memory, showProgress: true)
+                }
                 result.episodeCorrect = outcome.correct
                 result.episodeAccuracies = outcome.accuracies
-                result.queriesPerEpisode = outcome.queries
+                let queries = outcome.queries.first ?? 0
+                let uniform = outcome.queries.allSatisfy { $0 == queries }
+                result.queriesPerEpisode = uniform ? queries : 0
+                result.episodeQueries = uniform ? nil : outcome.queries
                 result.accuracy = outcome.meanAccuracy
                 result.ci95 = Statistics.ci95(outcome.accuracies) * 100
                 result.adaptMillisecondsPerEpisode = outcome.seconds * 1000 / Double(max(1, config.evaluation.episodes))

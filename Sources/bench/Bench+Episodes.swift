@@ -18,10 +18,11 @@ extension Bench {
             static let configuration = CommandConfiguration(
                 abstract: "Write the test episodes a suite evaluates every learner on, in one setting.",
                 discussion: """
-                Writes test episodes 0..<N of the setting exactly as `bench run` evaluates them: the suite's \
-                dataset with its options, its test split, normalisation and evaluation seed. The file holds, per \
-                episode, float32 support and query images (n, C, H, W), their labels and the split's class indices \
-                (the layout is described in the README under "Fixed-episode files").
+                Writes test episodes 0..<N of the setting that `bench run` evaluates: the suite's dataset with its \
+                options (image_size), its test split and evaluation seed. The file holds, per episode, float32 \
+                support and query images (n, C, H, W) in [0, 1], before the suite's normalisation (a suite that \
+                evaluates the file applies its own), their labels and the split's class indices (the layout is \
+                described in the README under "Fixed-episode files").
                 """)
 
             @Option(name: .long, help: "A suite name (resolved to suites/<name>.yaml in the current directory) or a path to a suite file.")
@@ -65,11 +66,12 @@ extension Bench {
                 }
                 let count = self.count ?? loaded.evaluation.episodes
                 let dataset = try SuiteRunner.loadDataset(loaded.dataset, suiteFile: loaded.file)
-                let episodes = try EvaluationEpisodes.episodes(suite: loaded, dataset: dataset, setting: spec, count: count)
+                let episodes = try EvaluationEpisodes.episodes(suite: loaded, dataset: dataset, setting: spec, count: count,
+                                                               normalized: false)
                 try EpisodeFile.write(episodes, to: output)
                 print("wrote \(output): \(count) test episode\(count == 1 ? "" : "s") of suite \(loaded.name), "
                       + "\(spec.shortName) with \(spec.queries) queries per class, \(dataset.imageShape) images, "
-                      + "evaluation seed \(loaded.evaluation.seed)")
+                      + "evaluation seed \(loaded.evaluation.seed), pixels in [0, 1] before normalisation")
             }
         }
     }

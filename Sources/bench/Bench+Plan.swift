@@ -115,21 +115,28 @@ extension Bench {
             discussion: """
             Every `bench run` keeps each trained model in <output>/models/. `bench evaluate` scores those models \
             on the suite's settings and evaluation episodes (for instance after adding a setting a learner's \
-            training serves, or with --episodes), writing cells and reports like `bench run`; cells already \
-            stored are reused. A cell whose model is not there is an error before anything runs.
+            training serves, or with --episodes), and on episode files (--episodes-file, or the suite's \
+            evaluation.episodes_file), writing cells and reports like `bench run`; cells already stored are \
+            reused. A cell whose model is not there is an error before anything runs.
             """)
 
         @OptionGroup var options: SuiteOptions
+
+        @Option(name: .customLong("episodes-file"),
+                help: "An episode file (metabench-episodes-v1) to evaluate every learner on, as the suite's evaluation.episodes_file does; repeat for several.")
+        var episodesFiles: [String] = []
 
         @Option(name: .long, help: "The folder of the run that trained the models (default: results/<suite name>).")
         var output: String?
 
         func validate() throws {
             if let output, output.isEmpty { throw ValidationError("--output needs a folder") }
+            if episodesFiles.contains(where: \.isEmpty) { throw ValidationError("--episodes-file needs a path") }
         }
 
         func run() throws {
-            let suite = try options.loadSuite()
+            var suite = try options.loadSuite()
+            for path in episodesFiles { suite = try suite.adding(episodesFile: path) }
             var runOptions = options.runOptions(output: output ?? RunOptions.defaultOutputDirectory(for: suite))
             runOptions.evaluateOnly = true
             let runner = SuiteRunner(suite: suite, options: runOptions, progress: .standardOutput())

@@ -30,10 +30,13 @@ extension Bench {
         func run() throws {
             let path = try Suite.locate(suite)
             let loaded = try Suite.load(path, registry: .builtIn)
-            let cells = loaded.learners.count * loaded.settings.count * loaded.seeds.count
+            // The plan's cells: a learner's `settings:` may leave some settings out; episode files add theirs.
+            let cells = SuitePlan(suite: loaded).cells.count
+            let files = loaded.evaluation.episodeFiles
             func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
             print("\(path): suite \(loaded.name) is valid: \(plural(loaded.learners.count, "learner")) × "
-                  + "\(plural(loaded.settings.count, "setting")) × \(plural(loaded.seeds.count, "seed")) = \(plural(cells, "cell"))")
+                  + "\(plural(loaded.settings.count + files.count, "setting")) × \(plural(loaded.seeds.count, "seed")) → \(plural(cells, "cell"))")
+            for file in files { print("episode file \(file.path) (setting \(file.name)): \(file.summary)") }
             guard dataset else {
                 print("dataset \(loaded.dataset.path) not loaded (--dataset checks it and the memory sizes)")
                 return

@@ -6,7 +6,7 @@ import XCTest
 /// `bench episodes export`: the file holds the runner's test episodes, and every mistake is a clear error.
 extension BenchOutputTests {
     /// A suite on the shipped Omniglot subset, written to a scratch folder (the dataset by absolute path).
-    func exportSuite(in folder: URL, settings: String, episodes: Int = 3) throws -> URL {
+    func exportSuite(in folder: URL, settings: String, episodes: Int = 3, extra: String = "") throws -> URL {
         let dataset = Self.packageRoot.appendingPathComponent("datasets/omniglot-small").path
         let yaml = """
         name: export-test
@@ -23,6 +23,7 @@ extension BenchOutputTests {
         evaluation:
           episodes: \(episodes)
           seed: 11
+        \(extra)
         """
         let file = folder.appendingPathComponent("export-test.yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
@@ -66,6 +67,35 @@ extension BenchOutputTests {
             }
             XCTAssertEqual(episodes.first?.support.shape, ImageShape(channels: 1, height: 28, width: 28))
         }
+    }
+
+    /// An exported file evaluated by `bench evaluate --episodes-file` with the model `bench run` trained scores
+    /// every episode exactly as the suite's own test episodes (the suite's resizing and normalisation applied
+    /// once, on reading), without training again.
+    func testExportedEpisodesEvaluateAsTheSuitesOwn() throws {
+        let folder = try scratchFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let suiteFile = try exportSuite(in: folder, settings: "  - {ways: 5, shots: 1, queries: 15}",
+                                        extra: "normalization: {mean: [0.9], std: [0.3]}")
+        let file = folder.appendingPathComponent("exported.h5"), out = folder.appendingPathComponent("out")
+        let export = try Self.bench(["episodes", "export", "--suite", suiteFile.path, "--setting", "5w1s", file.path])
+        XCTAssertTrue(export.contains("exit status 0\n"), export)
+        let run = try Self.bench(["run", "--suite", suiteFile.path, "--output", out.path, "--threads", "1"])
+        XCTAssertTrue(run.contains("exit status 0\n"), run)
+        let evaluate = try Self.bench(["evaluate", "--suite", suiteFile.path, "--episodes-file", file.path,
+                                       "--output", out.path, "--threads", "1"])
+        XCTAssertTrue(evaluate.contains("exit status 0\n"), evaluate)
+        XCTAssertTrue(evaluate.contains("1 cells evaluated, 1 reused"), evaluate)
+        XCTAssertTrue(evaluate.contains("the model trained for 5w1s is loaded from"), evaluate)
+        let results = try JSONDecoder().decode(ResultSet.self, from: Data(contentsOf: out.appendingPathComponent("results.json")))
+        XCTAssertEqual(results.cells.map { "\($0.key)" }, ["protonet 5w1s seed 0", "protonet exported seed 0"])
+        let own = results.cells[0], exported = results.cells[1]
+        XCTAssertEqual(exported.trainedWith, "5w1s")
+        XCTAssertEqual(exported.episodeCorrect, own.episodeCorrect)
+        XCTAssertEqual(exported.accuracy, own.accuracy)
+        let report = try String(contentsOf: out.appendingPathComponent("REPORT.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("setting exported is the episode file \(file.path) (digest "), report)
+        XCTAssertTrue(report.contains("3 episodes of 5w1s15q (5-way 1-shot, 15 queries per class), float32 1×28×28 images"), report)
     }
 
     /// The parity suite stays runnable: its keys, learners and hyperparameters parse, and its dataset loads

@@ -105,7 +105,7 @@ final class LoadLimitsTests: XCTestCase {
             try file.close()
         }
         XCTAssertEqual(thrownError(try EpisodeFile.read(path)) as? DataError,
-                       .badDataset(file: path, dataset: "episodes/000000", reason: "ways 1152921504606846976 does not fit 2 support images"))
+                       .badDataset(file: path, dataset: "episodes/000000/support_images", reason: "2 images, expected ways × shots = 1152921504606846976"))
         do {
             let file = try File(path, mode: .readWrite)
             let group = try file.group("episodes/000000")
@@ -114,7 +114,7 @@ final class LoadLimitsTests: XCTestCase {
             try file.close()
         }
         XCTAssertEqual(thrownError(try EpisodeFile.read(path)) as? DataError,
-                       .badDataset(file: path, dataset: "episodes/000000", reason: "2 support images, expected ways × shots = more than can be addressed"))
+                       .badDataset(file: path, dataset: "episodes/000000/support_images", reason: "2 images, expected ways × shots = more than can be addressed"))
     }
 
     func testMetaBenchImageShapeAttributesAreChecked() throws {
