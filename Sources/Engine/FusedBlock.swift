@@ -213,3 +213,48 @@ private func pool2x2Lanes4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float
     let base = SIMD4<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD4<Int32>(0, 2, 4, 6)
     UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD4<Int32>.self)
 }
+
+extension Tensor {
+    /// relu(maxPool2d(batchNorm(x)) with given (running) statistics, 2×2 windows: the tail of a Conv4 block
+    /// at evaluation, in one pass over the pre-pooling activation instead of six. Value for value what
+    /// `batchNorm(_:scale:offset:mean:variance:epsilon:)`, `maxPool2d(2)` and `relu()` give in turn: the same
+    /// arithmetic in the same order, γ·((x − μ)·ι) + β with ι = 1/√(σ² + ε), the first maximum of each window
+    /// (a NaN never wins), then the ReLU. When the result would be recorded for gradients, it is that
+    /// composite, whose gradients are exact to any order.
+    public static func batchNormMaxPoolReLU(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, mean: [Float],
+                                            variance: [Float], epsilon: Float = 1e-5) -> Tensor {
+        if GradMode.isEnabled && (x.requiresGrad || gamma.requiresGrad || beta.requiresGrad) {
+            return batchNorm(x, scale: gamma, offset: beta, mean: mean, variance: variance, epsilon: epsilon)
+                .maxPool2d(2).relu()
+        }
+        precondition(x.rank == 4, "batchNormMaxPoolReLU needs NCHW input, got \(x.shape)")
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        precondition(gamma.shape == [c] && beta.shape == [c] && mean.count == c && variance.count == c,
+                     "batch norm: γ, β, mean and variance must have \(c) values")
+        let ho = h / 2, wo = w / 2, inner = h * w
+        let out = x.withPointer { px in
+            makeScalars(n * c * ho * wo) { po in
+                ComputeThreads.forEach(c, work: x.count) { ch in
+                    let mu = mean[ch], inv = 1 / (variance[ch] + epsilon).squareRoot()
+                    let g = gamma.scalars[ch], b = beta.scalars[ch]
+                    for image in 0..<n {
+                        let p = px + (image * c + ch) * inner
+                        let o = po + (image * c + ch) * ho * wo
+                        for y in 0..<ho {
+                            let r0 = p + 2 * y * w, r1 = r0 + w, row = o + y * wo
+                            for xo in 0..<wo {
+                                let v0 = (r0[2 * xo] - mu) * inv * g + b, v1 = (r0[2 * xo + 1] - mu) * inv * g + b
+                                let v2 = (r1[2 * xo] - mu) * inv * g + b, v3 = (r1[2 * xo + 1] - mu) * inv * g + b
+                                var best = v1 > v0 ? v1 : v0
+                                best = v2 > best ? v2 : best
+                                best = v3 > best ? v3 : best
+                                row[xo] = best > 0 ? best : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, c, ho, wo], scalars: out)
+    }
+}

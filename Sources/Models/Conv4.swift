@@ -97,6 +97,13 @@ public final class Conv4: FunctionalModel {
                 h = r.output
                 continue
             }
+            if let given, downsampling == .maxPool {
+                // Given (running) statistics: the same three operations in one pass (their composite when
+                // gradients are recorded).
+                h = Tensor.batchNormMaxPoolReLU(h, scale: p.require(prefix + ".bn.weight"), offset: p.require(prefix + ".bn.bias"),
+                                                mean: given.mean, variance: given.variance)
+                continue
+            }
             let (y, s) = Layers.batchNorm(h, p, prefix + ".bn", statistics: given)
             if let s { stats.append(s) }
             // relu(maxpool(y)) equals maxpool(relu(y)), values and gradients, at a quarter of the cost.
