@@ -136,6 +136,111 @@ def make_protonet(torch, ways, shots, queries, lr=1e-3):
     return step
 
 
+# MARK: - Evaluation episodes (adaptation), one per step
+
+def make_adapt_metric(torch, kind, ways, shots, queries, attention_scale=100.0):
+    """One evaluation episode of a metric learner in eval mode (running statistics): embed the support set
+    and the queries, then ProtoNet's -||q - c_k||^2 or Matching Networks' log of the attention-weighted
+    labels, softmax over 100 * cos (CloserLookFewShot's matchingnet.py, MetaBench's default)."""
+    F = torch.nn.functional
+    model = conv4(torch, None, track_running_stats=True)
+    model.eval()
+    xs, ys = labelled_images(torch, ways, shots)
+    xq, _ = labelled_images(torch, ways, queries)
+
+    def step():
+        with torch.no_grad():
+            zs, zq = model(xs), model(xq)
+            if kind == "protonet":
+                c = zs.reshape(ways, shots, -1).mean(dim=1)
+                return -((zq * zq).sum(1, keepdim=True) - 2 * zq @ c.t() + (c * c).sum(1))
+            attention = F.softmax(attention_scale * (F.normalize(zq, dim=1) @ F.normalize(zs, dim=1).t()), dim=1)
+            return torch.log(attention @ F.one_hot(ys, ways).float() + 1e-12)
+    return step
+
+
+def make_adapt_baseline(torch, ways, shots, queries, cosine, epochs=100, batch=4):
+    """One evaluation episode of CloserLookFewShot's baseline (linear head) or baseline++ (cosine head with
+    weight normalisation, scale 2): frozen eval-mode features, a new head trained by SGD (lr 0.01, momentum
+    0.9, dampening 0.9, weight decay 0.001) for 100 epochs of reshuffled batches of 4, as baselinefinetune.py."""
+    F = torch.nn.functional
+    nn = torch.nn
+    model = conv4(torch, None, track_running_stats=True)
+    model.eval()
+    xs, ys = labelled_images(torch, ways, shots)
+    xq, _ = labelled_images(torch, ways, queries)
+
+    class CosineHead(nn.Module):
+        def __init__(self, d, k):
+            super().__init__()
+            self.L = nn.utils.weight_norm(nn.Linear(d, k, bias=False), name="weight", dim=0)
+
+        def forward(self, x):
+            return 2 * self.L(F.normalize(x, dim=1))
+
+    def step():
+        with torch.no_grad():
+            zs, zq = model(xs), model(xq)
+        head = CosineHead(zs.shape[1], ways) if cosine else nn.Linear(zs.shape[1], ways)
+        optimizer = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.9, dampening=0.9, weight_decay=0.001)
+        n = zs.shape[0]
+        for _ in range(epochs):
+            order = torch.randperm(n)
+            for i in range(0, n, batch):
+                idx = order[i:i + batch]
+                optimizer.zero_grad()
+                F.cross_entropy(head(zs[idx]), ys[idx]).backward()
+                optimizer.step()
+        with torch.no_grad():
+            return head(zq)
+    return step
+
+
+def make_adapt_maml(torch, ways, shots, queries, steps=3, lr=0.4):
+    """One evaluation episode of learn2learn's MAML: a clone adapted by `steps` first-order SGD steps on the
+    support set (MetaBench's eval_inner_steps 3, eval_inner_lr 0.4; batch statistics), queries scored."""
+    import learn2learn as l2l
+    F = torch.nn.functional
+    maml = l2l.algorithms.MAML(conv4(torch, ways, track_running_stats=False), lr=lr, first_order=True)
+    xs, ys = labelled_images(torch, ways, shots)
+    xq, _ = labelled_images(torch, ways, queries)
+
+    def step():
+        learner = maml.clone()
+        for _ in range(steps):
+            learner.adapt(F.cross_entropy(learner(xs), ys))
+        with torch.no_grad():
+            return learner(xq)
+    return step
+
+
+def make_adapt_reptile(torch, ways, shots, queries, steps=50, lr=1e-3, batch=5):
+    """One evaluation episode of Reptile: a copy of the model trained by `steps` Adam steps (beta1 = 0, lr
+    0.001) on batches of 5 support images (the paper's evaluation), batch statistics, queries scored."""
+    import copy
+    F = torch.nn.functional
+    model = conv4(torch, ways, track_running_stats=False)
+    xs, ys = labelled_images(torch, ways, shots)
+    xq, _ = labelled_images(torch, ways, queries)
+    n = xs.shape[0]
+
+    def step():
+        learner = copy.deepcopy(model)
+        optimizer = torch.optim.Adam(learner.parameters(), lr=lr, betas=(0.0, 0.999))
+        order, position = torch.randperm(n), 0
+        for _ in range(steps):
+            if position + batch > n:
+                order, position = torch.randperm(n), 0
+            idx = order[position:position + batch]
+            position += batch
+            optimizer.zero_grad()
+            F.cross_entropy(learner(xs[idx]), ys[idx]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            return learner(xq)
+    return step
+
+
 SHAPES = [
     Shape("sgemm", "torch.mm 1024x1024x1024 float32 (2.147 GFLOP per product)",
           "GFLOP/s", "product", 1, False, make_sgemm),
@@ -151,6 +256,18 @@ SHAPES = [
           "episodes/s", "episode", 1, False, lambda torch: make_protonet(torch, 60, 5, 5)),
     Shape("protonet-5w1s", "ProtoNet 5w1s q15 training episode (80 images)",
           "episodes/s", "episode", 1, False, lambda torch: make_protonet(torch, 5, 1, 15)),
+    Shape("adapt-protonet", "ProtoNet 5w1s q15 evaluation episode (eval mode)",
+          "episodes/s", "episode", 1, False, lambda torch: make_adapt_metric(torch, "protonet", 5, 1, 15)),
+    Shape("adapt-matchingnet", "Matching Networks 20w1s q5 evaluation episode (eval mode, no FCE)",
+          "episodes/s", "episode", 1, False, lambda torch: make_adapt_metric(torch, "matchingnet", 20, 1, 5)),
+    Shape("adapt-baseline", "Baseline 20w1s q5 evaluation episode (linear head, 100 epochs of SGD, batch 4)",
+          "episodes/s", "episode", 1, False, lambda torch: make_adapt_baseline(torch, 20, 1, 5, cosine=False)),
+    Shape("adapt-baseline++", "Baseline++ 20w1s q5 evaluation episode (cosine head, 100 epochs of SGD, batch 4)",
+          "episodes/s", "episode", 1, False, lambda torch: make_adapt_baseline(torch, 20, 1, 5, cosine=True)),
+    Shape("adapt-maml", "learn2learn MAML 5w1s q15 evaluation episode (3 first-order steps)",
+          "episodes/s", "episode", 1, True, lambda torch: make_adapt_maml(torch, 5, 1, 15)),
+    Shape("adapt-reptile", "Reptile 5w1s q15 evaluation episode (50 Adam steps, batch 5)",
+          "episodes/s", "episode", 1, False, lambda torch: make_adapt_reptile(torch, 5, 1, 15)),
 ]
 BY_KEY = {s.key: s for s in SHAPES}
 GEMM_FLOP = 2 * 1024 ** 3

@@ -77,6 +77,26 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // One evaluation episode of each learner: adapt to the support set, score the queries, with an untrained
+    // learner (the work does not depend on the weights): episodes/s = throughput. The runner evaluates
+    // `METABENCH_THREADS` episodes at once, each on one thread; run with METABENCH_THREADS=1 beside the peer's
+    // `--threads 1` for the per-episode comparison.
+    for (name, ways, shots, queries) in [("protonet", 5, 1, 15), ("matchingnet", 20, 1, 5), ("baseline", 20, 1, 5),
+                                         ("baseline++", 20, 1, 5), ("maml", 5, 1, 15), ("reptile", 5, 1, 15)] {
+        Benchmark("adapt \(name) \(ways)w\(shots)s q\(queries) evaluation episode") { benchmark in
+            let setting = LearnerSetting(imageShape: ImageShape(channels: 1, height: 28, width: 28), ways: ways,
+                                         shots: shots, queriesPerClass: queries, trainWays: ways,
+                                         trainClassCount: 100, seed: 0, metaBatch: 1, iterations: 1000)
+            let learner = try LearnerRegistry.builtIn.descriptor(named: name).instantiate([:], setting: setting)
+            let episode = RandomEpisodes(ways: ways, shots: shots, queries: queries).episode
+            let queryImages = episode.query.tensor
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                blackHole(try learner.adapt(support: episode.support, ways: ways).logits(queries: queryImages))
+            }
+        }
+    }
+
     // Episode sampling from the embedded dataset held in memory: 5-way 5-shot 15-query episodes.
     Benchmark("episode sampling 5w5s q15 (embedded dataset)") { benchmark in
         let dataset = EmbeddedDataset.generate()
