@@ -33,9 +33,13 @@ public struct EpisodeFileSpec: Sendable, Equatable {
             throw SuiteError(file: suiteFile, line: line,
                              "evaluation.episodes_file: the setting is named after the file, and '\(SuiteParser.printable(name))' \(problem)")
         }
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw SuiteError(file: suiteFile, line: line,
                              "evaluation.episodes_file: no such file: \(path) (relative paths are resolved against the current directory, \(FileManager.default.currentDirectoryPath))")
+        }
+        guard !isFolder.boolValue else {
+            throw SuiteError(file: suiteFile, line: line, "evaluation.episodes_file: \(path) is a folder; name a metabench-episodes-v1 .h5 file")
         }
         do {
             let summary = try EpisodeFile.summary(path)

@@ -182,6 +182,9 @@ final class EpisodeFileSuiteTests: XCTestCase {
                        "files.yaml:7: learner nearest runs in no setting of the suite, so no trained model serves the episode file mixed; add a setting to its settings:")
         XCTAssertEqual(error("{episodes_file: \(folder)/none.h5}"),
                        "files.yaml:10: evaluation.episodes_file: no such file: \(folder)/none.h5 (relative paths are resolved against the current directory, \(FileManager.default.currentDirectoryPath))")
+        try FileManager.default.createDirectory(atPath: folder + "/dir.h5", withIntermediateDirectories: true)
+        XCTAssertEqual(error("{episodes_file: \(folder)/dir.h5}"),
+                       "files.yaml:10: evaluation.episodes_file: \(folder)/dir.h5 is a folder; name a metabench-episodes-v1 .h5 file")
         let clash = folder + "/3w1s.h5"
         try EpisodeFile.write([three[0]], to: clash)
         XCTAssertEqual(error("{episodes_file: \(clash)}"),
