@@ -20,6 +20,18 @@ let package = Package(
             path: "Benchmarks/MetaBenchBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // Convolution candidates side by side (oneDNN, Winograd) against the engine: needs libdnnl-dev. Outside
+        // Benchmarks/, which the benchmark plugin would take for ordo-one benchmarks.
+        .target(
+            name: "DNNLConv",
+            path: "ConvCandidates/DNNLConv",
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("openblas")]
+        ),
+        .executableTarget(
+            name: "ConvCandidates",
+            dependencies: ["DNNLConv", .product(name: "MetaBench", package: "MetaBench")],
+            path: "ConvCandidates/Runner"
+        ),
     ],
     swiftLanguageModes: [.v5]
 )
