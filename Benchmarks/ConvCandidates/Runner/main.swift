@@ -2,7 +2,10 @@
 // convolution against Debian's oneDNN 2.6 (in the engine's NCHW layout, and in its own blocked layout: the best
 // case, a network that never leaves it) and a Winograd F(2×2, 3×3) forward on OpenBLAS (one thread, a plain
 // transform: an estimate of what fewer multiplications buy). Medians of single calls, milliseconds; the engine
-// and oneDNN on the same number of threads (the argument, default 1).
+// and oneDNN on the same number of threads (the argument, default 1). The engine's figures include allocating
+// its outputs, as in a real step (above 32 MiB, glibc maps each one afresh: page faults dominate the first layer
+// at 600 images); oneDNN writes into buffers it keeps. The engine's backward is its forward-and-backward time
+// less the forward and less the cost of the seed (a product and a sum, and their backward).
 //
 //     cd Benchmarks && swift run -c release ConvCandidates [threads]
 import DNNLConv
