@@ -29,31 +29,27 @@ static int check(dnnl_status_t s, const char *what, const char **error) {
     return 1;
 }
 
-/// Copies between a user (plain) buffer and a primitive memory through a oneDNN reorder.
-static void reorder(conv_t *cv, const dnnl_memory_desc_t *from_md, void *from_ptr, dnnl_memory_t to_mem, int to_user) {
-    const dnnl_memory_desc_t *mem_md;
-    dnnl_memory_get_memory_desc(to_mem, &mem_md);
+/// Copies `from` into `to` (any two layouts of the same tensor) with a oneDNN reorder.
+static void reorder(conv_t *cv, dnnl_memory_t from, dnnl_memory_t to) {
+    const dnnl_memory_desc_t *from_md, *to_md;
+    dnnl_memory_get_memory_desc(from, &from_md);
+    dnnl_memory_get_memory_desc(to, &to_md);
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_t r;
+    dnnl_reorder_primitive_desc_create(&rpd, from_md, cv->engine, to_md, cv->engine, NULL);
+    dnnl_primitive_create(&r, rpd);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    dnnl_primitive_execute(r, cv->stream, 2, args);
+    dnnl_stream_wait(cv->stream);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+}
+
+/// Copies between a plain user buffer (layout `user_md`) and a primitive's memory, in either direction.
+static void user_copy(conv_t *cv, const dnnl_memory_desc_t *user_md, void *user_ptr, dnnl_memory_t mem, int to_user) {
     dnnl_memory_t user;
-    if (!to_user) {
-        dnnl_memory_create(&user, from_md, cv->engine, from_ptr);
-        dnnl_primitive_desc_t rpd; dnnl_primitive_t r;
-        dnnl_reorder_primitive_desc_create(&rpd, from_md, cv->engine, mem_md, cv->engine, NULL);
-        dnnl_primitive_create(&r, rpd);
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, to_mem}};
-        dnnl_primitive_execute(r, cv->stream, 2, args);
-        dnnl_stream_wait(cv->stream);
-        dnnl_primitive_destroy(r); dnnl_primitive_desc_destroy(rpd);
-    } else {
-        // to_mem is the source here; from_md/from_ptr the user destination.
-        dnnl_memory_create(&user, from_md, cv->engine, from_ptr);
-        dnnl_primitive_desc_t rpd; dnnl_primitive_t r;
-        dnnl_reorder_primitive_desc_create(&rpd, mem_md, cv->engine, from_md, cv->engine, NULL);
-        dnnl_primitive_create(&r, rpd);
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, to_mem}, {DNNL_ARG_TO, user}};
-        dnnl_primitive_execute(r, cv->stream, 2, args);
-        dnnl_stream_wait(cv->stream);
-        dnnl_primitive_destroy(r); dnnl_primitive_desc_destroy(rpd);
-    }
+    dnnl_memory_create(&user, user_md, cv->engine, user_ptr);
+    if (to_user) reorder(cv, mem, user); else reorder(cv, user, mem);
     dnnl_memory_destroy(user);
 }
 
@@ -108,9 +104,9 @@ fail:
 
 void dnnlconv_fill(void *p, const float *x, const float *weights, const float *gradient) {
     conv_t *cv = p;
-    reorder(cv, &cv->user_src, (void *)x, cv->src, 0);
-    reorder(cv, &cv->user_weights, (void *)weights, cv->weights, 0);
-    reorder(cv, &cv->user_dst, (void *)gradient, cv->diff_dst, 0);
+    user_copy(cv, &cv->user_src, (void *)x, cv->src, 0);
+    user_copy(cv, &cv->user_weights, (void *)weights, cv->weights, 0);
+    user_copy(cv, &cv->user_dst, (void *)gradient, cv->diff_dst, 0);
 }
 
 void dnnlconv_run(void *p, int which) {
@@ -142,9 +138,9 @@ const char *dnnlconv_impl(void *p, int which) {
 
 void dnnlconv_result(void *p, int which, float *out) {
     conv_t *cv = p;
-    if (which == 0) reorder(cv, &cv->user_dst, out, cv->dst, 1);
-    else if (which == 1) reorder(cv, &cv->user_src, out, cv->diff_src, 1);
-    else reorder(cv, &cv->user_weights, out, cv->diff_weights, 1);
+    if (which == 0) user_copy(cv, &cv->user_dst, out, cv->dst, 1);
+    else if (which == 1) user_copy(cv, &cv->user_src, out, cv->diff_src, 1);
+    else user_copy(cv, &cv->user_weights, out, cv->diff_weights, 1);
 }
 
 void dnnlconv_destroy(void *p) {

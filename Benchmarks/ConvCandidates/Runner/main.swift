@@ -13,7 +13,7 @@ import Engine
 import FewShotData
 import Foundation
 
-let threads = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 1
+let threads = max(1, min(CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 1, 64))
 ComputeThreads.set(threads)
 let dnnlThreads = dnnlconv_set_threads(Int32(threads))
 print("OpenBLAS \(BLAS.version) kernels \(BLAS.coreName); engine threads \(ComputeThreads.count), oneDNN (OpenMP) threads \(dnnlThreads)")
