@@ -1,8 +1,13 @@
+import COpenBLAS
+
 /// Makes a float array of `count` values written by `body` (no zero-fill first).
 @inline(__always)
 func makeScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
     [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        if count > 0 { body(buffer.baseAddress!) }
+        if let base = buffer.baseAddress, count > 0 {
+            cengine_advise_huge_pages(base, buffer.count * MemoryLayout<Float>.stride)
+            body(base)
+        }
         initialized = count
     }
 }
@@ -10,9 +15,10 @@ func makeScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) ->
 /// A zero-filled float array of `count` values, then `body` writes into it.
 @inline(__always)
 func makeZeroedScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-    var out = [Float](repeating: 0, count: count)
-    if count > 0 { out.withUnsafeMutableBufferPointer { body($0.baseAddress!) } }
-    return out
+    makeScalars(count) { p in
+        p.initialize(repeating: 0, count: count)
+        body(p)
+    }
 }
 
 extension Tensor {
