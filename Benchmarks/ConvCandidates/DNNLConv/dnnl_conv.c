@@ -84,18 +84,16 @@ void *dnnlconv_create(int n, int c, int h, int w, int o, int k, int pad, int lay
     if (!check(dnnl_primitive_desc_create(&cv->pd[2], &wdsc, NULL, cv->engine, cv->pd[0]), "backward weights pd", error)) goto fail;
     for (int i = 0; i < 3; i++)
         if (!check(dnnl_primitive_create(&cv->prim[i], cv->pd[i]), "primitive", error)) goto fail;
-    if (!check(dnnl_memory_create(&cv->src, dnnl_primitive_desc_query_md(cv->pd[0], dnnl_query_src_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
-    if (!check(dnnl_memory_create(&cv->weights, dnnl_primitive_desc_query_md(cv->pd[0], dnnl_query_weights_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
-    if (!check(dnnl_memory_create(&cv->dst, dnnl_primitive_desc_query_md(cv->pd[0], dnnl_query_dst_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
-    if (!check(dnnl_memory_create(&cv->diff_src, dnnl_primitive_desc_query_md(cv->pd[1], dnnl_query_diff_src_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
-    if (!check(dnnl_memory_create(&cv->diff_dst, dnnl_primitive_desc_query_md(cv->pd[1], dnnl_query_diff_dst_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
-    if (!check(dnnl_memory_create(&cv->diff_weights, dnnl_primitive_desc_query_md(cv->pd[2], dnnl_query_diff_weights_md, 0), cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error))
-        goto fail;
+    // The six buffers, each in the layout its primitive chose: (buffer, primitive, what it holds there).
+    struct { dnnl_memory_t *memory; int primitive; dnnl_query_t query; } buffers[] = {
+        {&cv->src, 0, dnnl_query_src_md}, {&cv->weights, 0, dnnl_query_weights_md}, {&cv->dst, 0, dnnl_query_dst_md},
+        {&cv->diff_src, 1, dnnl_query_diff_src_md}, {&cv->diff_dst, 1, dnnl_query_diff_dst_md},
+        {&cv->diff_weights, 2, dnnl_query_diff_weights_md},
+    };
+    for (int i = 0; i < 6; i++) {
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(cv->pd[buffers[i].primitive], buffers[i].query, 0);
+        if (!check(dnnl_memory_create(buffers[i].memory, md, cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error)) goto fail;
+    }
     return cv;
 fail:
     dnnlconv_destroy(cv);
