@@ -20,16 +20,22 @@ let package = Package(
             path: "Benchmarks/MetaBenchBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // Convolution candidates side by side (oneDNN, Winograd) against the engine: needs libdnnl-dev. Outside
-        // Benchmarks/, which the benchmark plugin would take for ordo-one benchmarks.
+        // Convolution candidates side by side (oneDNN, LIBXSMM, Winograd) against the engine: needs libdnnl-dev and
+        // libxsmm-dev. Outside Benchmarks/, which the benchmark plugin would take for ordo-one benchmarks.
         .target(
             name: "DNNLConv",
             path: "ConvCandidates/DNNLConv",
             linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("openblas")]
         ),
+        // LIBXSMM 1.17 (libxsmm-dev: static libraries in /usr/lib) direct convolutions in its own layout.
+        .target(
+            name: "XSMMConv",
+            path: "ConvCandidates/XSMMConv",
+            linkerSettings: [.linkedLibrary("xsmm"), .linkedLibrary("openblas"), .linkedLibrary("dl"), .linkedLibrary("m")]
+        ),
         .executableTarget(
             name: "ConvCandidates",
-            dependencies: ["DNNLConv", .product(name: "MetaBench", package: "MetaBench")],
+            dependencies: ["DNNLConv", "XSMMConv", .product(name: "MetaBench", package: "MetaBench")],
             path: "ConvCandidates/Runner"
         ),
     ],

@@ -1,5 +1,16 @@
 import COpenBLAS
 
+/// The process's allocator, as the engine sets it up (`BLAS.configured` keeps freed buffers up to 32 MiB, and up to
+/// 512 MiB of free heap, for reuse by the next step).
+public enum Allocator {
+    /// Gives the allocator's free pages back to the kernel (glibc's `malloc_trim(0)`, every arena): what earlier
+    /// work freed but the heap kept stops counting as resident memory. Values are untouched; the next allocations
+    /// fault their pages in again.
+    public static func returnFreedMemory() {
+        cengine_return_freed_memory()
+    }
+}
+
 /// Makes a float array of `count` values written by `body` (no zero-fill first).
 @inline(__always)
 func makeScalars(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -52,8 +53,10 @@ public enum ResidentMemory {
 
 /// The peak resident memory of one stretch of work (a cell): create it at the start, `stop()` at the end.
 ///
-/// Where the kernel's high-water mark can be reset (`PeakMemory.resetHighWater`), the peak is `VmHWM` at
-/// the end: exact. Otherwise it is `VmHWM` at the end if that grew meanwhile (the process's peak fell in
+/// It starts by giving the allocator's free pages back (`Allocator.returnFreedMemory`), so that memory an earlier
+/// cell freed but glibc kept does not count in this one: without that, a cell's figure depended on the cells run
+/// before it in the process. Where the kernel's high-water mark can be reset (`PeakMemory.resetHighWater`), the peak
+/// is `VmHWM` at the end: exact. Otherwise it is `VmHWM` at the end if that grew meanwhile (the process's peak fell in
 /// this stretch: still exact), else the largest resident memory seen by `sample()` calls, which misses
 /// short peaks (`isExact` false).
 public final class PeakMemorySampler {
@@ -67,6 +70,7 @@ public final class PeakMemorySampler {
 
     /// Starts measuring; `resetHighWater` is injectable so tests can take the fallback path.
     public init(resetHighWater: () -> Bool = PeakMemory.resetHighWater) {
+        Allocator.returnFreedMemory()
         resetWorked = resetHighWater()
         highWaterAtStart = resetWorked ? nil : PeakMemory.highWaterBytes()
         sample()

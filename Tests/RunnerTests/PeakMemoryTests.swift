@@ -50,6 +50,35 @@ final class PeakMemoryTests: XCTestCase {
         XCTAssertLessThan(peak, baseline + 100 * mebibyte, "peak \(peak), baseline \(baseline)")
     }
 
+    /// Memory an earlier stretch freed but the allocator kept (blocks below glibc's mmap threshold, two of every
+    /// three freed, so that the live third keeps them inside the heap, where free() cannot give them back by
+    /// trimming its top) is not this stretch's: the sampler returns it to the kernel before it resets the
+    /// high-water mark. Before it did, a cell's peak depended on the cells run earlier in the process.
+    func testMemoryFreedButKeptByTheAllocatorIsNotCounted() throws {
+        _ = try requireProc()
+        try requireReset()
+        let blockSize = 64 << 10
+        let allocated = (0..<4800).map { _ in malloc(blockSize) }
+        let blocks = allocated.compactMap { $0 }
+        guard blocks.count == allocated.count else {
+            blocks.forEach { free($0) }
+            throw XCTSkip("cannot allocate 300 MiB")
+        }
+        for block in blocks { memset(block, 1, blockSize) }
+        let live = blocks.enumerated().filter { $0.offset % 3 == 2 }.map(\.element)
+        defer { live.forEach { free($0) } }
+        let beforeFree = try XCTUnwrap(ResidentMemory.currentBytes())
+        blocks.enumerated().filter { $0.offset % 3 != 2 }.forEach { free($0.element) }
+        let retained = try XCTUnwrap(ResidentMemory.currentBytes())
+        guard retained > beforeFree - 50 * mebibyte else {
+            throw XCTSkip("the allocator gave the freed blocks back by itself (resident \(beforeFree) → \(retained))")
+        }
+        let meter = PeakMemorySampler()
+        let peak = try XCTUnwrap(meter.stop())
+        XCTAssertTrue(meter.isExact)
+        XCTAssertLessThan(peak, retained - 150 * mebibyte, "peak \(peak), resident before the start \(retained)")
+    }
+
     func testWithoutAResetAGrowingHighWaterMarkIsStillExact() throws {
         let baseline = try requireProc()
         try requireReset()  // so that the spike below raises the process's high-water mark

@@ -22,6 +22,11 @@ typedef struct {
     // The primitive's memories: src, weights, dst, diff_src, diff_weights, diff_dst.
     dnnl_memory_t src, weights, dst, diff_src, diff_weights, diff_dst;
     dnnl_memory_desc_t user_src, user_weights, user_dst;
+    // Layout 2 (blocked primitives behind NCHW buffers, reorders counted): the NCHW buffers and the reorders
+    // each run makes, in the order of the six memories above.
+    int counted;
+    dnnl_memory_t plain[6];
+    dnnl_primitive_t reorders[6];
 } conv_t;
 
 static int check(dnnl_status_t s, const char *what, const char **error) {
@@ -68,6 +73,7 @@ void *dnnlconv_create(int n, int c, int h, int w, int o, int k, int pad, int lay
     dnnl_memory_desc_init_by_tag(&cv->user_dst, 4, dd, dnnl_f32, dnnl_nchw);
     dnnl_format_tag_t dataTag = layout ? dnnl_format_tag_any : dnnl_nchw;
     dnnl_format_tag_t weightTag = layout ? dnnl_format_tag_any : dnnl_oihw;
+    cv->counted = layout == 2;
     dnnl_memory_desc_t s, wt, d;
     dnnl_memory_desc_init_by_tag(&s, 4, sd, dnnl_f32, dataTag);
     dnnl_memory_desc_init_by_tag(&wt, 4, wd, dnnl_f32, weightTag);
@@ -94,6 +100,24 @@ void *dnnlconv_create(int n, int c, int h, int w, int o, int k, int pad, int lay
         const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(cv->pd[buffers[i].primitive], buffers[i].query, 0);
         if (!check(dnnl_memory_create(buffers[i].memory, md, cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error)) goto fail;
     }
+    if (cv->counted) {
+        // Inputs (src, weights, diff_dst) are reordered in from NCHW/OIHW, outputs (dst, diff_src, diff_weights) out.
+        dnnl_memory_t *blocked[6] = {&cv->src, &cv->weights, &cv->dst, &cv->diff_src, &cv->diff_weights, &cv->diff_dst};
+        const dnnl_memory_desc_t *user[6] = {&cv->user_src, &cv->user_weights, &cv->user_dst, &cv->user_src,
+                                             &cv->user_weights, &cv->user_dst};
+        const int inward[6] = {1, 1, 0, 0, 0, 1};
+        for (int i = 0; i < 6; i++) {
+            if (!check(dnnl_memory_create(&cv->plain[i], user[i], cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error)) goto fail;
+            const dnnl_memory_desc_t *blocked_md;
+            dnnl_memory_get_memory_desc(*blocked[i], &blocked_md);
+            dnnl_primitive_desc_t rpd;
+            const dnnl_memory_desc_t *from = inward[i] ? user[i] : blocked_md, *to = inward[i] ? blocked_md : user[i];
+            if (!check(dnnl_reorder_primitive_desc_create(&rpd, from, cv->engine, to, cv->engine, NULL), "reorder pd", error)) goto fail;
+            dnnl_status_t made = dnnl_primitive_create(&cv->reorders[i], rpd);
+            dnnl_primitive_desc_destroy(rpd);
+            if (!check(made, "reorder", error)) goto fail;
+        }
+    }
     return cv;
 fail:
     dnnlconv_destroy(cv);
@@ -105,10 +129,38 @@ void dnnlconv_fill(void *p, const float *x, const float *weights, const float *g
     user_copy(cv, &cv->user_src, (void *)x, cv->src, 0);
     user_copy(cv, &cv->user_weights, (void *)weights, cv->weights, 0);
     user_copy(cv, &cv->user_dst, (void *)gradient, cv->diff_dst, 0);
+    if (cv->counted) {
+        // The NCHW buffers the counted reorders read from: the same values.
+        const float *values[6] = {x, weights, NULL, NULL, NULL, gradient};
+        for (int i = 0; i < 6; i++) {
+            if (!values[i]) continue;
+            const dnnl_memory_desc_t *md;
+            void *data;
+            dnnl_memory_get_memory_desc(cv->plain[i], &md);
+            dnnl_memory_get_data_handle(cv->plain[i], &data);
+            memcpy(data, values[i], dnnl_memory_desc_get_size(md));
+        }
+    }
+}
+
+/// Runs reorder `i` of a layout-2 convolution (between plain[i] and its blocked memory).
+static void counted_reorder(conv_t *cv, int i) {
+    dnnl_memory_t blocked[6] = {cv->src, cv->weights, cv->dst, cv->diff_src, cv->diff_weights, cv->diff_dst};
+    const int inward[6] = {1, 1, 0, 0, 0, 1};
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, inward[i] ? cv->plain[i] : blocked[i]},
+                               {DNNL_ARG_TO, inward[i] ? blocked[i] : cv->plain[i]}};
+    dnnl_primitive_execute(cv->reorders[i], cv->stream, 2, args);
 }
 
 void dnnlconv_run(void *p, int which) {
     conv_t *cv = p;
+    // Layout 2 counts the reorders a drop-in behind NCHW operations would make at the least: the forward its
+    // input and weights in and its output out; the data gradient the output gradient in and the input gradient
+    // out; the weight gradient only its result out (it reuses the forward's input and the data gradient's
+    // output gradient).
+    const int before[3][2] = {{0, 1}, {5, -1}, {-1, -1}}, after[3] = {2, 3, 4};
+    if (cv->counted)
+        for (int i = 0; i < 2; i++) if (before[which][i] >= 0) counted_reorder(cv, before[which][i]);
     dnnl_exec_arg_t args[3];
     if (which == 0) {
         args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, cv->src};
@@ -124,6 +176,7 @@ void dnnlconv_run(void *p, int which) {
         args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, cv->diff_weights};
     }
     dnnl_primitive_execute(cv->prim[which], cv->stream, 3, args);
+    if (cv->counted) counted_reorder(cv, after[which]);
     dnnl_stream_wait(cv->stream);
 }
 
@@ -145,6 +198,7 @@ void dnnlconv_destroy(void *p) {
     conv_t *cv = p;
     if (!cv) return;
     for (int i = 0; i < 3; i++) { dnnl_primitive_destroy(cv->prim[i]); dnnl_primitive_desc_destroy(cv->pd[i]); }
+    for (int i = 0; i < 6; i++) { dnnl_primitive_destroy(cv->reorders[i]); dnnl_memory_destroy(cv->plain[i]); }
     dnnl_memory_destroy(cv->src); dnnl_memory_destroy(cv->weights); dnnl_memory_destroy(cv->dst);
     dnnl_memory_destroy(cv->diff_src); dnnl_memory_destroy(cv->diff_weights); dnnl_memory_destroy(cv->diff_dst);
     dnnl_stream_destroy(cv->stream); dnnl_engine_destroy(cv->engine);

@@ -1,22 +1,31 @@
 // Convolution candidates side by side on the Conv4 shapes (issue 13, point 2): the engine's im2col + OpenBLAS
-// convolution against Debian's oneDNN 2.6 (in the engine's NCHW layout, and in its own blocked layout: the best
-// case, a network that never leaves it) and a Winograd F(2×2, 3×3) forward on OpenBLAS (one thread, a plain
-// transform: an estimate of what fewer multiplications buy). Medians of single calls, milliseconds; the engine
-// and oneDNN on the same number of threads (the argument, default 1). The engine's figures include allocating
-// its outputs, as in a real step (above 32 MiB, glibc maps each one afresh: page faults dominate the first layer
-// at 600 images); oneDNN writes into buffers it keeps. The engine's backward is its forward-and-backward time
-// less the forward and less the cost of the seed (a product and a sum, and their backward).
+// convolution against Debian's oneDNN 2.6 (in the engine's NCHW layout; in its own blocked layout: the best case, a
+// network that never leaves it; and "drop-in": the blocked kernels behind NCHW buffers, with the reorders such a
+// replacement of the engine's operation would need counted in each run), Debian's LIBXSMM 1.17 (direct
+// convolutions in its own blocked layout, the same best case, inputs kept padded) and a Winograd F(2×2, 3×3)
+// forward on OpenBLAS (one thread, a plain transform: an estimate of what fewer multiplications buy). Medians of
+// single calls, milliseconds; the engine, oneDNN and LIBXSMM on the same number of threads (the argument, default
+// 1). The engine's figures include allocating its outputs, as in a real step (above 32 MiB, glibc maps each one
+// afresh: page faults dominate the first layer at 600 images); oneDNN and LIBXSMM write into buffers they keep.
+// The engine's backward is its forward-and-backward time less the forward and less the cost of the seed (a product
+// and a sum, and their backward).
 //
-//     cd Benchmarks && swift run -c release ConvCandidates [threads]
+// The last lines sum each candidate over the four layers, forward + backward (input and weight gradients; the first
+// layer's weights only), per batch: the figure the README's tables quote.
+//
+//     cd Benchmarks && swift run -c release ConvCandidates [threads] [batches, default 80,600]
 import DNNLConv
 import Engine
 import FewShotData
 import Foundation
+import XSMMConv
 
-let threads = max(1, min(CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 1, 64))
+let arguments = Array(CommandLine.arguments.dropFirst())
+let threads = max(1, min(arguments.first.flatMap { Int($0) } ?? 1, 64))
+let batches = (arguments.dropFirst().first ?? "80,600").split(separator: ",").compactMap { Int($0) }.map { max(1, min($0, 2000)) }
 ComputeThreads.set(threads)
 let dnnlThreads = dnnlconv_set_threads(Int32(threads))
-print("OpenBLAS \(BLAS.version) kernels \(BLAS.coreName); engine threads \(ComputeThreads.count), oneDNN (OpenMP) threads \(dnnlThreads)")
+print("OpenBLAS \(BLAS.version) kernels \(BLAS.coreName); engine threads \(ComputeThreads.count), oneDNN (OpenMP) threads \(dnnlThreads), LIBXSMM target \(String(cString: xsmmconv_arch())) threads \(threads)")
 
 /// The median of single runs of `body` (after warm-up), in milliseconds.
 func median(_ body: () -> Void) -> Double {
@@ -35,8 +44,13 @@ var rng = SeededGenerator(seed: 7)
 func random(_ count: Int) -> [Float] { (0..<count).map { _ in rng.nextUnitFloat() - 0.5 } }
 func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
 
-print("batch  layer (c×h×w → o)   | engine fwd  bwd | oneDNN nchw fwd  bwd-d  bwd-w [impl] | oneDNN blocked fwd  bwd-d  bwd-w [impl] | Winograd fwd | max |Δ| vs engine: nchw blocked winograd")
-for batch in [80, 600] {
+/// Sums over the layers of one batch: engine, oneDNN NCHW, oneDNN blocked (its NCHW weight gradient where that is
+/// faster, as in a network that would choose per layer), LIBXSMM, oneDNN drop-in (per operation the faster of its
+/// NCHW kernel and its blocked one with the reorders counted).
+var totals: [Int: [Double]] = [:]
+print("batch  layer (c×h×w → o)   | engine fwd  bwd | oneDNN nchw fwd  bwd-d  bwd-w [impl] | oneDNN blocked fwd  bwd-d  bwd-w [impl] | oneDNN drop-in fwd  bwd-d  bwd-w [impl] | LIBXSMM fwd  bwd-d  bwd-w | Winograd fwd | max |Δ| vs engine: nchw blocked drop-in libxsmm(fwd bwd-d bwd-w) winograd")
+for batch in batches {
+    var sums = [Double](repeating: 0, count: 5)
     for (c, side) in [(1, 28), (64, 14), (64, 7), (64, 3)] {
         let o = 64
         let xs = random(batch * c * side * side), ws = random(o * c * 9), gs = random(batch * o * side * side)
@@ -54,10 +68,14 @@ for batch in [80, 600] {
         let leaf = Tensor(shape: r.shape, scalars: reference, requiresGrad: true)
         let seedCost = median { _ = gradients(of: (leaf * r).sum(), wrt: [leaf]) }
         let engineBackward = engineBoth - engineForward - seedCost
+        sums[0] += engineForward + engineBackward
+        let engineGradients = gradients(of: (Tensor.conv2d(x, weight: w, padding: 1) * r).sum(), wrt: wrt).map(\.scalars)
+        let total: ([Double]) -> Double = { $0.filter { !$0.isNaN }.reduce(0, +) }
+        var nchwTimes: [Double] = []
 
         var line = String(format: "%5d  %2d×%2d×%2d → %2d      | %7.2f %7.2f |", batch, c, side, side, o, engineForward, engineBackward)
         var differences: [String] = []
-        for layout in [0, 1] {
+        for layout in [0, 1, 2] {
             var error: UnsafePointer<CChar>? = nil
             guard let conv = dnnlconv_create(Int32(batch), Int32(c), Int32(side), Int32(side), Int32(o), 3, 1, Int32(layout), &error) else {
                 line += " oneDNN failed: \(error.map { String(cString: $0) } ?? "?") |"
@@ -69,6 +87,11 @@ for batch in [80, 600] {
             let times = (0..<3).map { which in
                 which == 1 && c == 1 ? Double.nan : median { dnnlconv_run(conv, Int32(which)) }
             }
+            switch layout {
+            case 0: nchwTimes = times; sums[1] += total(times)
+            case 1: sums[2] += total([times[0], times[1], nchwTimes.count == 3 ? min(times[2], nchwTimes[2]) : times[2]])
+            default: sums[4] += total(nchwTimes.count == 3 ? zip(times, nchwTimes).map { $0.isNaN ? $0 : min($0, $1) } : times)
+            }
             var out = [Float](repeating: 0, count: reference.count)
             dnnlconv_run(conv, 0)
             dnnlconv_result(conv, 0, &out)
@@ -77,6 +100,29 @@ for batch in [80, 600] {
                            String(cString: dnnlconv_impl(conv, 0)), c == 1 ? "-" : String(cString: dnnlconv_impl(conv, 1)),
                            String(cString: dnnlconv_impl(conv, 2)))
         }
+        var error: UnsafePointer<CChar>? = nil
+        if let conv = xsmmconv_create(Int32(batch), Int32(c), Int32(side), Int32(side), Int32(o), 3, 1, Int32(threads), &error) {
+            defer { xsmmconv_destroy(conv) }
+            if xsmmconv_fill(conv, xs, ws, gs) != 0 { line += " LIBXSMM fill failed |" }
+            let times = (0..<3).map { which in
+                which == 1 && c == 1 ? Double.nan : median { _ = xsmmconv_run(conv, Int32(which)) }
+            }
+            sums[3] += total(times)
+            // Each result against the engine's: output, input gradient (not for the first layer), weight gradient.
+            var parts: [String] = []
+            for (which, expected) in [(0, reference), (1, c > 1 ? engineGradients[0] : []), (2, engineGradients.last ?? [])] {
+                if expected.isEmpty { parts.append("-"); continue }
+                var out = [Float](repeating: 0, count: expected.count)
+                _ = xsmmconv_run(conv, Int32(which))
+                parts.append(xsmmconv_result(conv, Int32(which), &out) == 0 ? String(format: "%.1e", maxDifference(out, expected)) : "failed")
+            }
+            differences.append("(" + parts.joined(separator: " ") + ")")
+            line += String(format: " %7.2f %6.2f %6.2f |", times[0], times[1], times[2])
+        } else {
+            line += " LIBXSMM failed: \(error.map { String(cString: $0) } ?? "?") |"
+            differences.append("–")
+            sums[3] = .nan
+        }
         var workspace = [Float](repeating: 0, count: Int(winograd_workspace_floats(Int32(batch), Int32(c), Int32(side), Int32(side), Int32(o))))
         var y = [Float](repeating: 0, count: reference.count)
         let winograd = median { winograd_forward(xs, ws, &y, Int32(batch), Int32(c), Int32(side), Int32(side), Int32(o), &workspace) }
@@ -84,4 +130,12 @@ for batch in [80, 600] {
         line += String(format: " %7.2f | ", winograd) + differences.joined(separator: " ")
         print(line)
     }
+    totals[batch] = sums
+}
+print("\nsums over the four layers, forward + backward, ms (oneDNN blocked: its NCHW weight gradient where faster;")
+print("drop-in: per operation the faster of oneDNN's NCHW kernel and its blocked one with the reorders counted)")
+print("batch | engine | oneDNN nchw | oneDNN blocked | LIBXSMM | oneDNN drop-in")
+for batch in batches {
+    let s = totals[batch] ?? []
+    print(String(format: "%5d | %6.1f | %11.1f | %14.1f | %7.1f | %14.1f", batch, s[0], s[1], s[2], s[3], s[4]))
 }

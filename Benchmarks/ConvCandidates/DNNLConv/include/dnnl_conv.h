@@ -7,7 +7,9 @@ int dnnlconv_set_threads(int threads);
 
 /// One convolution shape: n×c×h×w input, o×c×k×k weights, stride 1, padding `pad` on every side, no bias.
 /// `layout` 0: NCHW data and OIHW weights, the engine's layout (a drop-in behind its operations);
-/// 1: the layouts oneDNN prefers (blocked), i.e. the best case of a network kept in oneDNN's layout.
+/// 1: the layouts oneDNN prefers (blocked), i.e. the best case of a network kept in oneDNN's layout;
+/// 2: the blocked primitives of 1 behind NCHW/OIHW buffers, each run counting the reorders a drop-in behind
+/// the engine's NCHW operations would make (see dnnlconv_run).
 /// Returns NULL when oneDNN cannot make the primitives; `error` then names the step.
 void *dnnlconv_create(int n, int c, int h, int w, int o, int k, int pad, int layout, const char **error);
 /// Fills the primitive's source, weights and output gradient with the given NCHW/OIHW values (reordered
