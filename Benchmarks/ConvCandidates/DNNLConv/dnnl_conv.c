@@ -29,6 +29,9 @@ typedef struct {
     dnnl_primitive_t reorders[6];
 } conv_t;
 
+// Layout 2: which of the six memories are reordered in (src, weights, diff_dst), the others out.
+static const int counted_inward[6] = {1, 1, 0, 0, 0, 1};
+
 static int check(dnnl_status_t s, const char *what, const char **error) {
     if (s != dnnl_success) { if (error) *error = what; return 0; }
     return 1;
@@ -105,13 +108,12 @@ void *dnnlconv_create(int n, int c, int h, int w, int o, int k, int pad, int lay
         dnnl_memory_t *blocked[6] = {&cv->src, &cv->weights, &cv->dst, &cv->diff_src, &cv->diff_weights, &cv->diff_dst};
         const dnnl_memory_desc_t *user[6] = {&cv->user_src, &cv->user_weights, &cv->user_dst, &cv->user_src,
                                              &cv->user_weights, &cv->user_dst};
-        const int inward[6] = {1, 1, 0, 0, 0, 1};
         for (int i = 0; i < 6; i++) {
             if (!check(dnnl_memory_create(&cv->plain[i], user[i], cv->engine, DNNL_MEMORY_ALLOCATE), "memory", error)) goto fail;
             const dnnl_memory_desc_t *blocked_md;
             dnnl_memory_get_memory_desc(*blocked[i], &blocked_md);
             dnnl_primitive_desc_t rpd;
-            const dnnl_memory_desc_t *from = inward[i] ? user[i] : blocked_md, *to = inward[i] ? blocked_md : user[i];
+            const dnnl_memory_desc_t *from = counted_inward[i] ? user[i] : blocked_md, *to = counted_inward[i] ? blocked_md : user[i];
             if (!check(dnnl_reorder_primitive_desc_create(&rpd, from, cv->engine, to, cv->engine, NULL), "reorder pd", error)) goto fail;
             dnnl_status_t made = dnnl_primitive_create(&cv->reorders[i], rpd);
             dnnl_primitive_desc_destroy(rpd);
@@ -146,9 +148,8 @@ void dnnlconv_fill(void *p, const float *x, const float *weights, const float *g
 /// Runs reorder `i` of a layout-2 convolution (between plain[i] and its blocked memory).
 static void counted_reorder(conv_t *cv, int i) {
     dnnl_memory_t blocked[6] = {cv->src, cv->weights, cv->dst, cv->diff_src, cv->diff_weights, cv->diff_dst};
-    const int inward[6] = {1, 1, 0, 0, 0, 1};
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, inward[i] ? cv->plain[i] : blocked[i]},
-                               {DNNL_ARG_TO, inward[i] ? blocked[i] : cv->plain[i]}};
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, counted_inward[i] ? cv->plain[i] : blocked[i]},
+                               {DNNL_ARG_TO, counted_inward[i] ? blocked[i] : cv->plain[i]}};
     dnnl_primitive_execute(cv->reorders[i], cv->stream, 2, args);
 }
 
