@@ -355,9 +355,9 @@ final class TrajectoryTests: XCTestCase {
     /// Rounding in another order (another OpenBLAS kernel family or CPU, PyTorch's own kernels) moves values
     /// by about a unit in the last place. A trajectory that passes near a tie (the two largest inputs of a
     /// max-pool, a ReLU's input at zero) takes the other branch under some of those orders and then leaves
-    /// PyTorch's by up to 1e-1, so its comparison tests luck: `protonet_transductive` from its former seed
+    /// PyTorch's by far more than rounding, so its comparison tests luck: `protonet_transductive` from its former seed
     /// left it by 1.7e-4 under OpenBLAS's SkylakeX kernels alone (and in 3 of 12 runs under Haswell's from
-    /// initial weights moved by 1e-7), `reptile_sgd` from its former seed by 0.57 in 5 of 16 such runs. The
+    /// initial weights moved by up to 1e-7), `reptile_sgd` from its former seed by 0.57 in 5 of 16 such runs. The
     /// cases' seeds are chosen clear of ties (`make_torch_trajectories.py --perturbation-check`); this checks
     /// it on MetaBench's side, on whatever kernels run it: every case, from initial weights moved by up to
     /// about one unit in the last place, stays within the tolerances in each of eight runs (more with
@@ -389,4 +389,3 @@ final class TrajectoryTests: XCTestCase {
         }
     }
 }
-
