@@ -198,19 +198,44 @@ private func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) 
 
 /// The convolution's forward values [N, O, Ho, Wo] for input x, weights w and an optional bias.
 private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
+    makeScalars(g.n * g.o * g.ho * g.wo) { po in
+        convForward(x, w, g, bias: bias, output: .tensor(po))
+    }
+}
+
+/// Where `convForward` puts each image's values [O, Ho·Wo].
+enum ConvForwardOutput {
+    /// Straight into the NCHW output [N, O, Ho, Wo] at this address.
+    case tensor(UnsafeMutablePointer<Float>)
+    /// Into a scratch plane that stays in cache, then `consume(image, values)` (called on the thread that
+    /// computed the image; images of different chunks may be consumed concurrently).
+    case perImage(_ consume: (_ image: Int, _ values: UnsafeMutablePointer<Float>) -> Void)
+}
+
+/// The convolution's forward values, image by image, to `output`: the same products, the same bias additions
+/// and so the same values whichever the output.
+func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
     let biasValues = bias?.scalars
-    return x.withPointer { px in
+    x.withPointer { px in
         w.withPointer { pw in
-            makeScalars(g.n * g.o * hw) { po in
-                forEachChunk(g) { _, first, count in
-                    withScratch(g.colRows * chunkCols) { cols in
+            forEachChunk(g) { _, first, count in
+                withScratch(g.colRows * chunkCols) { cols in
+                    // One image's values when they go to `consume` (unused otherwise).
+                    withScratch({ if case .perImage = output { return g.o * hw } else { return 0 } }()) { plane in
+                        func destination(_ image: Int) -> UnsafeMutablePointer<Float> {
+                            if case .tensor(let po) = output { return po + image * g.o * hw }
+                            return plane
+                        }
+                        func finish(_ image: Int) {
+                            if case .perImage(let consume) = output { consume(image, plane) }
+                        }
                         let n = count * hw
                         im2col(px, g, first: first, count: count, cols)
                         if hw >= perImagePlane {
                             for b in 0..<count {
-                                let dst = po + (first + b) * g.o * hw
+                                let dst = destination(first + b)
                                 BLAS.sgemm(transA: false, transB: false, m: g.o, n: hw, k: g.colRows,
                                            a: pw, lda: g.colRows, b: cols + b * hw, ldb: n, c: dst, ldc: hw)
                                 if let biasValues {
@@ -219,6 +244,7 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
                                         for k in 0..<hw { d[k] += bv }
                                     }
                                 }
+                                finish(first + b)
                             }
                             return
                         }
@@ -227,9 +253,10 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
                                        a: pw, lda: g.colRows, b: cols, ldb: n, c: product, ldc: n)
                             // [o, count·hw] → [count, o, hw], adding the bias on the way.
                             for b in 0..<count {
+                                let image = destination(first + b)
                                 for ch in 0..<g.o {
                                     let src = product + ch * n + b * hw
-                                    let dst = po + ((first + b) * g.o + ch) * hw
+                                    let dst = image + ch * hw
                                     if let biasValues {
                                         let bv = biasValues[ch]
                                         for k in 0..<hw { dst[k] = src[k] + bv }
@@ -237,6 +264,7 @@ private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tens
                                         dst.update(from: src, count: hw)
                                     }
                                 }
+                                finish(first + b)
                             }
                         }
                     }

@@ -232,29 +232,79 @@ extension Tensor {
         precondition(gamma.shape == [c] && beta.shape == [c] && mean.count == c && variance.count == c,
                      "batch norm: γ, β, mean and variance must have \(c) values")
         let ho = h / 2, wo = w / 2, inner = h * w
+        let norm = InferenceNorm(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
         let out = x.withPointer { px in
             makeScalars(n * c * ho * wo) { po in
                 ComputeThreads.forEach(c, work: x.count) { ch in
-                    let mu = mean[ch], inv = 1 / (variance[ch] + epsilon).squareRoot()
-                    let g = gamma.scalars[ch], b = beta.scalars[ch]
                     for image in 0..<n {
-                        let p = px + (image * c + ch) * inner
-                        let o = po + (image * c + ch) * ho * wo
-                        for y in 0..<ho {
-                            let r0 = p + 2 * y * w, r1 = r0 + w, row = o + y * wo
-                            for xo in 0..<wo {
-                                let v0 = (r0[2 * xo] - mu) * inv * g + b, v1 = (r0[2 * xo + 1] - mu) * inv * g + b
-                                let v2 = (r1[2 * xo] - mu) * inv * g + b, v3 = (r1[2 * xo + 1] - mu) * inv * g + b
-                                var best = v1 > v0 ? v1 : v0
-                                best = v2 > best ? v2 : best
-                                best = v3 > best ? v3 : best
-                                row[xo] = best > 0 ? best : 0
-                            }
-                        }
+                        norm.poolPlane(px + (image * c + ch) * inner, h: h, w: w, channel: ch,
+                                       into: po + (image * c + ch) * ho * wo)
                     }
                 }
             }
         }
         return Tensor(shape: [n, c, ho, wo], scalars: out)
+    }
+
+    /// relu(maxPool2d(batchNorm(conv2d(x)))) with given (running) statistics and 2×2 windows: a whole Conv4
+    /// block at evaluation. Value for value `conv2d(x, weight:bias:stride:padding:)` followed by
+    /// `batchNormMaxPoolReLU(_:scale:offset:mean:variance:epsilon:)` — the same products and the same
+    /// arithmetic — but each image's convolution output is normalised and pooled while it is in cache, so the
+    /// largest activation of the network is never written out and read back. When the result would be
+    /// recorded for gradients, it is that composite.
+    public static func convBatchNormMaxPoolReLU(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
+                                                padding: Int = 0, scale gamma: Tensor, offset beta: Tensor,
+                                                mean: [Float], variance: [Float], epsilon: Float = 1e-5) -> Tensor {
+        if GradMode.isEnabled && (x.requiresGrad || weight.requiresGrad || bias?.requiresGrad == true
+                                  || gamma.requiresGrad || beta.requiresGrad) {
+            return batchNormMaxPoolReLU(conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding),
+                                        scale: gamma, offset: beta, mean: mean, variance: variance, epsilon: epsilon)
+        }
+        let g = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, pad: padding)
+        if let bias { precondition(bias.shape == [g.o], "conv2d: bias shape \(bias.shape), expected [\(g.o)]") }
+        precondition(gamma.shape == [g.o] && beta.shape == [g.o] && mean.count == g.o && variance.count == g.o,
+                     "batch norm: γ, β, mean and variance must have \(g.o) values")
+        let (h, w, ho, wo) = (g.ho, g.wo, g.ho / 2, g.wo / 2)
+        let norm = InferenceNorm(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
+        let out = makeScalars(g.n * g.o * ho * wo) { po in
+            convForward(x, weight, g, bias: bias, output: .perImage({ image, values in
+                for ch in 0..<g.o {
+                    norm.poolPlane(values + ch * h * w, h: h, w: w, channel: ch,
+                                   into: po + (image * g.o + ch) * ho * wo)
+                }
+            }))
+        }
+        return Tensor(shape: [g.n, g.o, ho, wo], scalars: out)
+    }
+}
+
+/// Batch norm with given statistics, per channel: y = ((x − μ)·ι)·γ + β with ι = 1/√(σ² + ε).
+private struct InferenceNorm {
+    let mean: [Float], invstd: [Float], gamma: [Float], beta: [Float]
+
+    init(gamma: Tensor, beta: Tensor, mean: [Float], variance: [Float], epsilon: Float) {
+        self.mean = mean
+        self.invstd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        self.gamma = gamma.scalars
+        self.beta = beta.scalars
+    }
+
+    /// relu(maxPool2d(norm(plane))) of one h × w plane of `channel`, 2×2 windows: the first maximum of each
+    /// window (a NaN never wins), then the ReLU.
+    @inline(__always)
+    func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, channel ch: Int, into o: UnsafeMutablePointer<Float>) {
+        let mu = mean[ch], inv = invstd[ch], g = gamma[ch], b = beta[ch]
+        let ho = h / 2, wo = w / 2
+        for y in 0..<ho {
+            let r0 = p + 2 * y * w, r1 = r0 + w, row = o + y * wo
+            for xo in 0..<wo {
+                let v0 = (r0[2 * xo] - mu) * inv * g + b, v1 = (r0[2 * xo + 1] - mu) * inv * g + b
+                let v2 = (r1[2 * xo] - mu) * inv * g + b, v3 = (r1[2 * xo + 1] - mu) * inv * g + b
+                var best = v1 > v0 ? v1 : v0
+                best = v2 > best ? v2 : best
+                best = v3 > best ? v3 : best
+                row[xo] = best > 0 ? best : 0
+            }
+        }
     }
 }

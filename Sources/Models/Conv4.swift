@@ -86,22 +86,26 @@ public final class Conv4: FunctionalModel {
         var stats: [ChannelStatistics] = []
         for i in 1...4 {
             let prefix = "block\(i)"
-            h = Layers.conv(h, p, prefix + ".conv", stride: downsampling == .strided ? 2 : 1, padding: 1)
             let given: ChannelStatistics?
             if case .given(let all) = normalization { given = all[i - 1] } else { given = nil }
+            if let given, downsampling == .maxPool {
+                // Given (running) statistics: convolution, batch norm, max-pool and ReLU in one pass, each
+                // image's convolution output pooled while in cache (their composite when gradients are
+                // recorded).
+                h = Tensor.convBatchNormMaxPoolReLU(h, weight: p.require(prefix + ".conv.weight"),
+                                                    bias: p[prefix + ".conv.bias"], padding: 1,
+                                                    scale: p.require(prefix + ".bn.weight"),
+                                                    offset: p.require(prefix + ".bn.bias"),
+                                                    mean: given.mean, variance: given.variance)
+                continue
+            }
+            h = Layers.conv(h, p, prefix + ".conv", stride: downsampling == .strided ? 2 : 1, padding: 1)
             if given == nil && downsampling == .maxPool {
                 // batch norm → ReLU → max-pool in one fused operation (relu∘pool = pool∘relu).
                 let r = Tensor.batchNormMaxPoolReLU(h, scale: p.require(prefix + ".bn.weight"),
                                                     offset: p.require(prefix + ".bn.bias"))
                 stats.append(ChannelStatistics(mean: r.mean, variance: r.variance))
                 h = r.output
-                continue
-            }
-            if let given, downsampling == .maxPool {
-                // Given (running) statistics: the same three operations in one pass (their composite when
-                // gradients are recorded).
-                h = Tensor.batchNormMaxPoolReLU(h, scale: p.require(prefix + ".bn.weight"), offset: p.require(prefix + ".bn.bias"),
-                                                mean: given.mean, variance: given.variance)
                 continue
             }
             let (y, s) = Layers.batchNorm(h, p, prefix + ".bn", statistics: given)
