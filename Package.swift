@@ -15,7 +15,7 @@ let package = Package(
     targets: [
         // MARK: - Public API
         // The tensor and reverse-mode autodiff engine (higher-order gradients, OpenBLAS products).
-        .target(name: "Engine", dependencies: ["COpenBLAS"], exclude: ["README.md"]),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL"], exclude: ["README.md"]),
         // HDF5 files: a small Swift API over libhdf5.
         .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
         // Few-shot datasets on HDF5 (torchmeta layouts, MetaBench's own), episodes, the embedded dataset.
@@ -39,6 +39,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        // oneDNN's convolutions behind the engine's NCHW buffers (the engine's optional convolution backend).
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
 
         // MARK: - Tests
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),

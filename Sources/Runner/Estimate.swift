@@ -87,6 +87,7 @@ extension SuiteRunner {
         guard SuiteLimits.threads.contains(options.threads) else {
             throw RunnerError.invalidOption("--threads must be in \(SuiteLimits.threads.lowerBound)…\(SuiteLimits.threads.upperBound), got \(options.threads)")
         }
+        if let message = Convolutions.fromEnvironment.error { throw RunnerError.invalidOption(message) }
         ComputeThreads.set(options.threads)
         let learners = try selectedLearners()
         let dataset = try loadedDataset()

@@ -2,7 +2,7 @@ import Engine
 import Foundation
 
 /// What produced a cell's numbers: the code (commit, whether its sources had uncommitted changes), the
-/// compiler, the OpenBLAS kernels, the machine and when. Stored in each cell; never rewritten when the cell
+/// compiler, the OpenBLAS kernels (and oneDNN's, when it computed the convolutions), the machine and when. Stored in each cell; never rewritten when the cell
 /// is reused.
 public struct Provenance: Sendable, Codable, Hashable {
     public var metabench: String
@@ -14,6 +14,9 @@ public struct Provenance: Sendable, Codable, Hashable {
     public var openblasVersion: String
     /// The OpenBLAS kernel family (e.g. "Haswell", "SkylakeX"): it changes the last bits of results.
     public var openblasKernels: String
+    /// What computed the convolutions when it was not the default im2col + OpenBLAS (e.g. "oneDNN 2.6.3 avx2",
+    /// `METABENCH_CONVOLUTIONS=onednn`); nil for the default, so cells made with it read as before.
+    public var convolutions: String?
     public var cpuModel: String
     public var coreCount: Int
     /// Compute threads of the run (results do not depend on it).
@@ -27,13 +30,18 @@ public struct Provenance: Sendable, Codable, Hashable {
         let machine = MachineInfo.current()
         return Provenance(metabench: MetaBenchInfo.version, gitCommit: code.commit, uncommittedChanges: code.dirty,
                           swift: MetaBenchInfo.compilerVersion, openblasVersion: BLAS.version,
-                          openblasKernels: BLAS.coreName, cpuModel: machine.cpuModel, coreCount: machine.coreCount,
+                          openblasKernels: BLAS.coreName,
+                          convolutions: Convolutions.backend == .openBLAS ? nil : Convolutions.description,
+                          cpuModel: machine.cpuModel, coreCount: machine.coreCount,
                           threads: threads, date: ISO8601DateFormatter().string(from: date))
     }
 
-    /// What decides the bits of a result, beyond the cell's configuration: OpenBLAS version and kernels.
-    /// Two cells of one configuration with the same numerics must be identical.
-    public var numerics: String { "OpenBLAS \(openblasVersion) \(openblasKernels)" }
+    /// What decides the bits of a result, beyond the cell's configuration: OpenBLAS version and kernels, and
+    /// oneDNN's version and instruction set when it computed the convolutions. Two cells of one configuration
+    /// with the same numerics must be identical.
+    public var numerics: String {
+        "OpenBLAS \(openblasVersion) \(openblasKernels)" + (convolutions.map { ", convolutions \($0)" } ?? "")
+    }
 }
 
 /// A group of cells of a result set that share everything of their provenance but the date and threads.
@@ -44,6 +52,7 @@ public struct ProducerSummary: Sendable, Codable, Equatable {
     public var swift: String
     public var openblasVersion: String
     public var openblasKernels: String
+    public var convolutions: String?
     public var cpuModel: String
     public var coreCount: Int
     /// The cells this producer made (`label setting seed`), in result order.
@@ -61,7 +70,7 @@ public struct ProducerSummary: Sendable, Codable, Equatable {
             let key = ProducerSummary(metabench: p.metabench, gitCommit: p.gitCommit,
                                       uncommittedChanges: p.uncommittedChanges, swift: p.swift,
                                       openblasVersion: p.openblasVersion, openblasKernels: p.openblasKernels,
-                                      cpuModel: p.cpuModel, coreCount: p.coreCount, cells: [], firstDate: p.date,
+                                      convolutions: p.convolutions, cpuModel: p.cpuModel, coreCount: p.coreCount, cells: [], firstDate: p.date,
                                       lastDate: p.date)
             if let i = groups.firstIndex(where: { $0.sameProducer(as: key) }) {
                 groups[i].cells.append(cell.key.description)
@@ -80,7 +89,7 @@ public struct ProducerSummary: Sendable, Codable, Equatable {
 
     private var identity: [String] {
         [metabench, gitCommit, uncommittedChanges.map { "\($0)" } ?? "nil", swift, openblasVersion, openblasKernels,
-         cpuModel, "\(coreCount)"]
+         convolutions ?? "", cpuModel, "\(coreCount)"]
     }
 
     /// One line for a report: `commit abc (clean), Swift 6.3, OpenBLAS 0.3.21 Haswell, CPU (2 cores), dates`.
@@ -93,8 +102,9 @@ public struct ProducerSummary: Sendable, Codable, Equatable {
         case .none: changes = " (uncommitted changes unknown)"
         }
         let dates = firstDate == lastDate ? firstDate : "\(firstDate) to \(lastDate)"
-        return "MetaBench \(metabench), \(commit)\(changes); \(swift); OpenBLAS \(openblasVersion) \(openblasKernels) kernels; "
-            + "\(cpuModel), \(coreCount) cores; \(dates)"
+        let convolutionsText = convolutions.map { "; convolutions by \($0)" } ?? ""
+        return "MetaBench \(metabench), \(commit)\(changes); \(swift); OpenBLAS \(openblasVersion) \(openblasKernels) kernels"
+            + "\(convolutionsText); \(cpuModel), \(coreCount) cores; \(dates)"
     }
 }
 

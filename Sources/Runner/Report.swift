@@ -171,7 +171,7 @@ public enum Report {
         let producers = results.producers
         let unknown = results.cells.filter { $0.provenance == nil }.count
         if producers.count > 1 {
-            let kernels = Set(producers.map { "\($0.openblasVersion) \($0.openblasKernels)" })
+            let kernels = Set(producers.map { "\($0.openblasVersion) \($0.openblasKernels) \($0.convolutions ?? "")" })
             let commits = Set(producers.map(\.gitCommit))
             var mixed: [String] = []
             if kernels.count > 1 { mixed.append("\(kernels.count) OpenBLAS kernel families") }

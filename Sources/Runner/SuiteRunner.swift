@@ -122,6 +122,7 @@ public final class SuiteRunner {
         guard RunOptions.checkpointIntervalRange.contains(options.checkpointInterval) else {
             throw RunnerError.invalidOption("--checkpoint-interval must be in 0…\(Int(RunOptions.checkpointIntervalRange.upperBound)) seconds, got \(options.checkpointInterval)")
         }
+        if let message = Convolutions.fromEnvironment.error { throw RunnerError.invalidOption(message) }
         let learners = try selectedLearners()
         ComputeThreads.set(options.threads)
 

@@ -68,6 +68,29 @@ final class ProcessBehaviourTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.path + "/cells"), ["protonet-5w1s-seed0.json"])
     }
 
+    /// An unknown `METABENCH_CONVOLUTIONS` stops `bench run` before any work, naming the variable, the value and
+    /// the choices; `onednn` runs a cell whose provenance names oneDNN, and the default's cells do not.
+    func testConvolutionBackendFromTheEnvironment() throws {
+        let folder = try scratchFolder("process")
+        let output = folder.appendingPathComponent("out")
+        let arguments = ["run", "--suite", "smoke", "--only", "protonet", "--output", output.path]
+        let bad = try BenchProcess.run(arguments, environment: ["METABENCH_CONVOLUTIONS": "mkl"], timeLimit: 120,
+                                       scratch: folder)
+        XCTAssertEqual(bad.summary, "exit 1", bad.standardError)
+        XCTAssertEqual(bad.standardError,
+                       "Error: METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas or onednn\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output.path + "/cells"))
+        let cell = output.appendingPathComponent("cells/protonet-5w1s-seed0.json")
+        for (value, recorded) in [("onednn", true), ("", false)] {
+            try? FileManager.default.removeItem(at: output)
+            let run = try BenchProcess.run(arguments, environment: ["METABENCH_CONVOLUTIONS": value], timeLimit: 300,
+                                           scratch: folder)
+            XCTAssertEqual(run.summary, "exit 0", run.standardError)
+            let text = try String(contentsOf: cell, encoding: .utf8)
+            XCTAssertEqual(text.contains("\"convolutions\" : \"oneDNN 2."), recorded, "METABENCH_CONVOLUTIONS=\(value)")
+        }
+    }
+
     /// `bench check` removes the temporary folders of checks whose process is gone, and only those.
     func testCheckRemovesFoldersOfKilledChecks() throws {
         let ended = Process()

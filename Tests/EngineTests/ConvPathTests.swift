@@ -15,7 +15,12 @@ final class ConvPathTests: XCTestCase {
         Case(x: [40, 8, 17, 17], w: [4, 8, 3, 3], stride: 2, pad: 1, why: "strided, several images per chunk"),
     ]
 
-    func testLargePlanesAndManyChunksMatchDoubleLoops() {
+    func testLargePlanesAndManyChunksMatchDoubleLoops() { Self.checkAgainstDoubleLoops() }
+
+    func testSameBitsOnOneAndTwoThreads() { Self.checkSameBitsOnAnyThreadCount() }
+
+    /// Values and all three gradients of every case against `NaiveConvolution` (whichever backend is in use).
+    static func checkAgainstDoubleLoops() {
         var rng = SeededRNG(seed: 310)
         for c in Self.cases {
             let x = rng.tensor(c.x).asParameter(), w = rng.tensor(c.w).asParameter(), b = rng.tensor([c.w[0]]).asParameter()
@@ -38,7 +43,8 @@ final class ConvPathTests: XCTestCase {
         }
     }
 
-    func testSameBitsOnOneAndTwoThreads() {
+    /// The same bits for values and gradients on one, two and three threads.
+    static func checkSameBitsOnAnyThreadCount() {
         let saved = ComputeThreads.count
         defer { ComputeThreads.set(saved) }
         var rng = SeededRNG(seed: 311)
@@ -50,9 +56,10 @@ final class ConvPathTests: XCTestCase {
                 let y = Tensor.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad)
                 return ([y] + gradients(of: (y * r).sum(), wrt: [x, w, b])).map { $0.scalars.map(\.bitPattern) }
             }
-            let one = run(threads: 1), two = run(threads: 2)
+            let one = run(threads: 1), two = run(threads: 2), three = run(threads: 3)
             for (k, label) in ["values", "∂x", "∂w", "∂b"].enumerated() {
                 XCTAssertEqual(one[k], two[k], "conv \(c.x) \(c.w) (\(c.why)): \(label) differ between 1 and 2 threads")
+                XCTAssertEqual(one[k], three[k], "conv \(c.x) \(c.w) (\(c.why)): \(label) differ between 1 and 3 threads")
             }
         }
     }

@@ -235,7 +235,10 @@ final class FirstOrderGradientTests: XCTestCase {
 
     // MARK: - Convolution and pooling
 
-    func testConv2d() {
+    func testConv2d() { Self.checkConv2dGradients() }
+
+    /// Finite-difference checks of conv2d's gradients (whichever backend is in use).
+    static func checkConv2dGradients() {
         var rng = SeededRNG(seed: 16)
         struct Case { let x: [Int]; let w: [Int]; let stride: Int; let pad: Int; let bias: Bool }
         let cases = [

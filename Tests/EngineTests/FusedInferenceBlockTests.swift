@@ -60,7 +60,9 @@ final class FusedInferenceBlockTests: XCTestCase {
     /// pooled while in cache: the same bits as the two operations in turn, on planes that take the per-image
     /// product (28×28) and the gathered one (7×7, 3×3), several chunks of images, with and without a bias,
     /// on one and on three threads.
-    func testConvBlockEqualsConvThenTailBitForBit() {
+    func testConvBlockEqualsConvThenTailBitForBit() { Self.checkConvBlockEqualsConvThenTail() }
+
+    static func checkConvBlockEqualsConvThenTail() {
         var rng = SeededRNG(seed: 313)
         let saved = ComputeThreads.count
         defer { ComputeThreads.set(saved) }
@@ -93,7 +95,9 @@ final class FusedInferenceBlockTests: XCTestCase {
     }
 
     /// With gradients recorded the block is the composite: a graph, and exact gradients.
-    func testConvBlockRecordedForGradientsIsTheComposite() {
+    func testConvBlockRecordedForGradientsIsTheComposite() { Self.checkConvBlockRecordedIsTheComposite() }
+
+    static func checkConvBlockRecordedIsTheComposite() {
         var rng = SeededRNG(seed: 314)
         let x = rng.tensor([2, 3, 6, 6], -2, 2)
         let weight = rng.tensor([4, 3, 3, 3], -0.5, 0.5).asParameter(), bias = rng.tensor([4]).asParameter()

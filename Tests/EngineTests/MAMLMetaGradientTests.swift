@@ -6,7 +6,9 @@ import XCTest
 final class MAMLMetaGradientTests: XCTestCase {
     static let alpha: Float = 0.1
 
-    func testSecondOrderMetaGradientMatchesFiniteDifferences() {
+    func testSecondOrderMetaGradientMatchesFiniteDifferences() { Self.checkSecondOrderMetaGradient() }
+
+    static func checkSecondOrderMetaGradient() {
         let net = ConvNetFixture(seed: 200)
         let alpha = Self.alpha
 

@@ -84,7 +84,10 @@ final class SecondOrderGradientTests: XCTestCase {
         }
     }
 
-    func testConv2dSecondOrder() {
+    func testConv2dSecondOrder() { Self.checkConv2dSecondOrder() }
+
+    /// Hessian-vector products through conv2d against finite differences (whichever backend is in use).
+    static func checkConv2dSecondOrder() {
         var rng = SeededRNG(seed: 105)
         struct Case { let x: [Int]; let w: [Int]; let stride: Int; let pad: Int }
         let cases = [
@@ -150,7 +153,9 @@ final class SecondOrderGradientTests: XCTestCase {
 
     /// The whole conv → batch norm → ReLU → max-pool → linear → cross-entropy network, second order with respect
     /// to every parameter at once. The kink pattern is verified unchanged along ±εv, so the differences are exact.
-    func testConvNetCompositionSecondOrder() {
+    func testConvNetCompositionSecondOrder() { Self.checkConvNetCompositionSecondOrder() }
+
+    static func checkConvNetCompositionSecondOrder() {
         let net = ConvNetFixture(seed: 108)
         let f: ([Tensor]) -> Tensor = { p in
             Tensor.crossEntropy(logits: ConvNetFixture.forward(p, net.supportX).logits, labels: net.supportY)

@@ -1,0 +1,205 @@
+import CDNNL
+import Foundation
+
+/// Which code computes the convolutions' values (forward, input gradient, weight gradient); the operations,
+/// their graphs and their gradients of any order are the same whichever it is.
+///
+/// - `openBLAS` (the default): im2col + OpenBLAS sgemm, in `Conv.swift`.
+/// - `oneDNN`: Debian's oneDNN direct convolutions behind the same NCHW buffers, each call single-threaded on
+///   the engine's thread, inputs reordered into the layout its kernel chose and outputs back. Faster where its
+///   kernels are (most with AVX-512: Benchmarks), but it sums in another order, so results differ from the
+///   default's in the last bits and have stored baselines of their own only where recorded.
+///
+/// Either way the work is split into chunks of images fixed by the convolution's shape and weight-gradient
+/// partials are added in a fixed order, so results do not depend on the thread count.
+public enum Convolutions {
+    public enum Backend: String, Sendable, CaseIterable {
+        case openBLAS = "openblas"
+        case oneDNN = "onednn"
+    }
+
+    /// The environment variable that selects the backend at start-up (`openblas` or `onednn`).
+    public static let environmentVariable = "METABENCH_CONVOLUTIONS"
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var _backend: Backend = fromEnvironment.backend
+
+    /// The backend named by `METABENCH_CONVOLUTIONS` (the default when unset or empty), and a message when
+    /// the variable holds something else (the default is used then; `bench` stops with the message).
+    public static let fromEnvironment: (backend: Backend, error: String?) =
+        parse(getenv(environmentVariable).map { String(cString: $0) })
+
+    /// The backend a value of `METABENCH_CONVOLUTIONS` names (any case; unset or empty: the default), with a
+    /// message when it names none.
+    static func parse(_ raw: String?) -> (backend: Backend, error: String?) {
+        guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return (.openBLAS, nil) }
+        let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        if let backend = Backend(rawValue: text) { return (backend, nil) }
+        return (.openBLAS, "\(environmentVariable)=\(raw) is not a convolution backend; use "
+                + Backend.allCases.map(\.rawValue).joined(separator: " or "))
+    }
+
+    /// The name of the kernel oneDNN runs for an operation (0 forward, 1 input gradient, 2 weight gradient) of
+    /// a convolution, e.g. "jit:avx2".
+    static func implementationName(_ g: ConvGeometry, operation: Int) -> String {
+        _ = oneDNNConfigured
+        return String(cString: cdnnl_implementation(cGeometry(g, images: g.n), Int32(operation)))
+    }
+
+    /// The backend in use.
+    public static var backend: Backend {
+        lock.lock(); defer { lock.unlock() }
+        return _backend
+    }
+
+    /// Selects the backend for the convolutions that follow (set it before work starts, not during).
+    public static func use(_ backend: Backend) {
+        lock.lock()
+        _backend = backend
+        lock.unlock()
+        if backend == .oneDNN { _ = oneDNNConfigured }
+    }
+
+    /// What computes the convolutions, for provenance: "im2col + OpenBLAS" or e.g. "oneDNN 2.6.3 avx2".
+    public static var description: String {
+        switch backend {
+        case .openBLAS: return "im2col + OpenBLAS"
+        case .oneDNN:
+            _ = oneDNNConfigured
+            return "oneDNN " + String(cString: cdnnl_description())
+        }
+    }
+
+    /// oneDNN's instruction set follows OpenBLAS's kernel family (AVX-512 kernels only with the SkylakeX
+    /// family; AVX2 otherwise), so one family's results come from one kind of kernel on every machine that
+    /// runs it. Set once, before oneDNN makes its first kernel.
+    static let oneDNNConfigured: Bool = {
+        let family = BLAS.coreName
+        let avx512 = BLAS.requiredFlag(forKernels: family) == "avx512f"
+        return cdnnl_set_max_isa(avx512 ? 3 : 2) == 0
+    }()
+}
+
+// MARK: - The oneDNN backend
+
+/// Images per oneDNN call: enough that a call's reordered input and output (the arena each thread keeps) stay
+/// about 1 MiB, at least one. A function of the shape only, so every split below is.
+private func oneDNNChunk(_ g: ConvGeometry) -> Int {
+    let perImage = Swift.max(1, g.c * g.h * g.w + g.o * g.ho * g.wo)
+    return Swift.max(1, Swift.min(g.n, (1 << 18) / perImage))
+}
+
+func cGeometry(_ g: ConvGeometry, images: Int) -> cdnnl_geometry {
+    cdnnl_geometry(n: Int32(images), c: Int32(g.c), h: Int32(g.h), w: Int32(g.w), o: Int32(g.o), kh: Int32(g.kh),
+                   kw: Int32(g.kw), stride: Int32(g.stride), pad: Int32(g.pad))
+}
+
+/// oneDNN failing on a shape the engine accepted (it supports every 2-D convolution) means it ran out of
+/// memory: stop with its message.
+@inline(__always)
+private func checked(_ error: UnsafePointer<CChar>?) {
+    if let error { fatalError("oneDNN convolution: \(String(cString: error))") }
+}
+
+/// Forward values with oneDNN, chunk by chunk, to `output` (see `convForward`).
+func oneDNNForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
+    guard g.n > 0 else { return }
+    _ = Convolutions.oneDNNConfigured
+    let chunk = oneDNNChunk(g), chunks = (g.n + chunk - 1) / chunk
+    let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
+    x.withPointer { px in
+        w.withPointer { pw in
+            func run(_ pb: UnsafePointer<Float>?) {
+                ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
+                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                    switch output {
+                    case .tensor(let po):
+                        checked(cdnnl_forward(cGeometry(g, images: count), px + first * inImage, pw, pb,
+                                              po + first * outImage))
+                    case .perImage(let consume):
+                        let values = UnsafeMutablePointer<Float>.allocate(capacity: count * outImage)
+                        defer { values.deallocate() }
+                        checked(cdnnl_forward(cGeometry(g, images: count), px + first * inImage, pw, pb, values))
+                        for b in 0..<count { consume(first + b, values + b * outImage) }
+                    }
+                }
+            }
+            if let bias { bias.withPointer { run($0) } } else { run(nil) }
+        }
+    }
+}
+
+/// The input gradient with oneDNN, chunk by chunk.
+func oneDNNInputGradient(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
+    let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
+    guard g.n > 0 else { return [] }
+    _ = Convolutions.oneDNNConfigured
+    let chunk = oneDNNChunk(g), chunks = (g.n + chunk - 1) / chunk
+    return grad.withPointer { pg in
+        w.withPointer { pw in
+            makeScalars(g.n * inImage) { px in
+                ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
+                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                    checked(cdnnl_backward_data(cGeometry(g, images: count), pg + first * outImage, pw, px + first * inImage))
+                }
+            }
+        }
+    }
+}
+
+/// The weight gradient (and the bias gradient when asked) with oneDNN: chunks in at most
+/// `oneDNNWeightGradientGroups` consecutive groups, each summing its chunks' gradients in order into a partial;
+/// partials added in group order. The same sums on any number of threads.
+func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
+                          biasGradient: UnsafeMutablePointer<Float>?) -> [Float] {
+    let size = g.o * g.colRows
+    guard g.n > 0 else {
+        biasGradient?.update(repeating: 0, count: g.o)
+        return [Float](repeating: 0, count: size)
+    }
+    _ = Convolutions.oneDNNConfigured
+    let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
+    let chunk = oneDNNChunk(g), chunks = (g.n + chunk - 1) / chunk
+    let groups = Swift.min(chunks, oneDNNWeightGradientGroups)
+    let stride = size + g.o  // a partial: weights then bias
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * stride)
+    defer { partials.deallocate() }
+    x.withPointer { px in
+        grad.withPointer { pg in
+            ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
+                let partial = partials + group * stride
+                let range = (group * chunks / groups)..<((group + 1) * chunks / groups)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: range.count > 1 ? stride : 1)
+                defer { scratch.deallocate() }
+                for index in range {
+                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                    let target = index == range.lowerBound ? partial : scratch
+                    checked(cdnnl_backward_weights(cGeometry(g, images: count), px + first * inImage,
+                                                   pg + first * outImage, target,
+                                                   biasGradient != nil ? target + size : nil))
+                    if target == scratch {
+                        let terms = biasGradient != nil ? stride : size
+                        for k in 0..<terms { partial[k] += scratch[k] }
+                    }
+                }
+            }
+        }
+    }
+    if let biasGradient {
+        biasGradient.update(from: partials + size, count: g.o)
+        for group in 1..<groups {
+            let p = partials + group * stride + size
+            for ch in 0..<g.o { biasGradient[ch] += p[ch] }
+        }
+    }
+    return makeScalars(size) { pw in
+        pw.update(from: partials, count: size)
+        for group in 1..<groups {
+            let p = partials + group * stride
+            for k in 0..<size { pw[k] += p[k] }
+        }
+    }
+}
+
+/// Partial weight gradients per convolution under oneDNN (fixed, so sums do not depend on the thread count).
+private let oneDNNWeightGradientGroups = 8

@@ -1,0 +1,99 @@
+import XCTest
+@testable import Engine
+
+/// The oneDNN convolution backend: the convolution checks of the default backend run again with it selected
+/// (finite differences of first and second order, the MAML meta-gradient, Double loops on many chunks, the same
+/// bits on any thread count, the fused evaluation block), and it agrees with the default backend on a Conv4
+/// network to float rounding.
+final class OneDNNConvolutionTests: XCTestCase {
+    private var saved: Convolutions.Backend = .openBLAS
+
+    override func setUp() {
+        super.setUp()
+        saved = Convolutions.backend
+        Convolutions.use(.oneDNN)
+    }
+
+    override func tearDown() {
+        Convolutions.use(saved)
+        super.tearDown()
+    }
+
+    func testFirstOrderGradientsMatchFiniteDifferences() { FirstOrderGradientTests.checkConv2dGradients() }
+
+    func testSecondOrderGradientsMatchFiniteDifferences() { SecondOrderGradientTests.checkConv2dSecondOrder() }
+
+    func testConvNetSecondOrderMatchesFiniteDifferences() { SecondOrderGradientTests.checkConvNetCompositionSecondOrder() }
+
+    func testMAMLMetaGradientMatchesFiniteDifferences() { MAMLMetaGradientTests.checkSecondOrderMetaGradient() }
+
+    func testManyChunksMatchDoubleLoops() { ConvPathTests.checkAgainstDoubleLoops() }
+
+    func testSameBitsOnAnyThreadCount() { ConvPathTests.checkSameBitsOnAnyThreadCount() }
+
+    func testFusedEvaluationBlockEqualsConvThenTail() { FusedInferenceBlockTests.checkConvBlockEqualsConvThenTail() }
+
+    func testFusedEvaluationBlockRecordedIsTheComposite() { FusedInferenceBlockTests.checkConvBlockRecordedIsTheComposite() }
+
+    /// The backend really is in use: its kernel is oneDNN's own and it reports its version and instruction set.
+    func testItIsOneDNNThatRuns() {
+        XCTAssertEqual(Convolutions.backend, .oneDNN)
+        XCTAssertTrue(Convolutions.description.hasPrefix("oneDNN 2."), Convolutions.description)
+        let g = ConvGeometry(input: [4, 64, 14, 14], weight: [64, 64, 3, 3], stride: 1, pad: 1)
+        for operation in 0..<3 {
+            let name = Convolutions.implementationName(g, operation: operation)
+            XCTAssertNotEqual(name, "unknown", "operation \(operation)")
+        }
+        // Its instruction set follows OpenBLAS's kernel family: AVX-512 only under SkylakeX.
+        let avx512 = BLAS.requiredFlag(forKernels: BLAS.coreName) == "avx512f"
+        XCTAssertEqual(Convolutions.description.contains("avx512"), avx512, Convolutions.description)
+    }
+
+    /// A Conv4 network's values and every gradient (training mode, as a ProtoNet or MAML step) with oneDNN
+    /// against the default backend: equal to float rounding, and not bit for bit (so the backend switch is real).
+    func testConv4AgreesWithOpenBLAS() {
+        var rng = SeededRNG(seed: 401)
+        let x = rng.tensor([20, 1, 28, 28], 0, 1)
+        var weights: [Tensor] = []
+        var c = 1
+        for _ in 0..<4 {
+            weights.append(rng.tensor([64, c, 3, 3], -0.3, 0.3).asParameter())
+            weights.append(rng.tensor([64], -0.1, 0.1).asParameter())
+            c = 64
+        }
+        func run() -> [[Float]] {
+            var h = x
+            for layer in 0..<4 {
+                h = Tensor.conv2d(h, weight: weights[2 * layer], bias: weights[2 * layer + 1], padding: 1).relu().maxPool2d(2)
+            }
+            let r = reductionWeights(h.shape, seed: 3)
+            return [h.scalars] + gradients(of: (h * r).sum(), wrt: weights).map(\.scalars)
+        }
+        let dnnl = run()
+        Convolutions.use(.openBLAS)
+        let blas = run()
+        Convolutions.use(.oneDNN)
+        var identical = true
+        for (k, (a, b)) in zip(dnnl, blas).enumerated() {
+            let scale = b.map { abs($0) }.max() ?? 0
+            XCTAssertGreaterThan(scale, 0, "output \(k)")
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "output \(k): largest difference \(worst) against scale \(scale)")
+            if a.map(\.bitPattern) != b.map(\.bitPattern) { identical = false }
+        }
+        XCTAssertFalse(identical, "oneDNN gave the default backend's bits to the last one: is it running?")
+    }
+
+    /// `METABENCH_CONVOLUTIONS`: the two names (any case, spaces around), empty or unset for the default, and a
+    /// message naming the variable, the value and the choices otherwise.
+    func testEnvironmentValues() {
+        XCTAssertEqual(Convolutions.parse(nil).backend, .openBLAS)
+        XCTAssertEqual(Convolutions.parse("").backend, .openBLAS)
+        XCTAssertEqual(Convolutions.parse(" oneDNN ").backend, .oneDNN)
+        XCTAssertEqual(Convolutions.parse("openblas").backend, .openBLAS)
+        XCTAssertNil(Convolutions.parse("onednn").error)
+        let bad = Convolutions.parse("mkl")
+        XCTAssertEqual(bad.backend, .openBLAS)
+        XCTAssertEqual(bad.error, "METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas or onednn")
+    }
+}
