@@ -215,7 +215,7 @@ enum ConvForwardOutput {
 /// The convolution's forward values, image by image, to `output`: the same products, the same bias additions
 /// and so the same values whichever the output.
 func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
-    if Convolutions.backend == .oneDNN { return oneDNNForward(x, w, g, bias: bias, output: output) }
+    if Convolutions.usesOneDNN(g) { return oneDNNForward(x, w, g, bias: bias, output: output) }
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
     let biasValues = bias?.scalars
@@ -277,7 +277,7 @@ func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, out
 
 /// The input gradient col2im(Wᵀ · g) of a convolution.
 private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
-    if Convolutions.backend == .oneDNN { return oneDNNInputGradient(grad, w, g) }
+    if Convolutions.usesOneDNN(g) { return oneDNNInputGradient(grad, w, g) }
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
     // Wᵀ [colRows, o], made once and shared by the products of every chunk or image.
@@ -319,7 +319,7 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
 /// gradient; partials are added in group order, so the result is the same on any number of threads.
 private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
                                       biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
-    if Convolutions.backend == .oneDNN { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
+    if Convolutions.usesOneDNN(g) { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
     let hw = g.ho * g.wo
     let chunk = chunkSize(g), chunkCols = chunk * hw
     let chunks = (g.n + chunk - 1) / chunk

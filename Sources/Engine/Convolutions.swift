@@ -70,6 +70,20 @@ public enum Convolutions {
         }
     }
 
+    /// Whether oneDNN computes this convolution: with the oneDNN backend, every convolution whose input has at
+    /// least `oneDNNMinimumChannels` channels. Below that (Conv4's first layer on grey or RGB images) its
+    /// blocked kernels have no channel block to vectorise over: its weight gradient there ran 3× slower than
+    /// im2col + OpenBLAS and its forward pass no faster once its output is reordered back (Benchmarks), so
+    /// those convolutions stay on the default path. A function of the shape only, as every split here.
+    @inline(__always)
+    static func usesOneDNN(_ g: ConvGeometry) -> Bool {
+        g.c >= oneDNNMinimumChannels && backend == .oneDNN
+    }
+
+    /// Input channels from which the oneDNN backend runs a convolution (one AVX2 block of channels). Tests lower
+    /// it to put every convolution of their small cases through oneDNN.
+    nonisolated(unsafe) static var oneDNNMinimumChannels = 8
+
     /// oneDNN's instruction set follows OpenBLAS's kernel family (AVX-512 kernels only with the SkylakeX
     /// family; AVX2 otherwise), so one family's results come from one kind of kernel on every machine that
     /// runs it. Set once, before oneDNN makes its first kernel.

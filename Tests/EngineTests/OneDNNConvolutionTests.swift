@@ -7,16 +7,42 @@ import XCTest
 /// network to float rounding.
 final class OneDNNConvolutionTests: XCTestCase {
     private var saved: Convolutions.Backend = .openBLAS
+    private var savedMinimum = Convolutions.oneDNNMinimumChannels
 
+    /// oneDNN for every convolution, including the small-channel cases the checks below are made of (the
+    /// backend leaves those to im2col by default: `testOnlyConvolutionsWithEnoughChannelsUseOneDNN`).
     override func setUp() {
         super.setUp()
         saved = Convolutions.backend
+        savedMinimum = Convolutions.oneDNNMinimumChannels
         Convolutions.use(.oneDNN)
+        Convolutions.oneDNNMinimumChannels = 1
     }
 
     override func tearDown() {
         Convolutions.use(saved)
+        Convolutions.oneDNNMinimumChannels = savedMinimum
         super.tearDown()
+    }
+
+    /// With the default threshold, a convolution of fewer than 8 input channels (Conv4's first layer) keeps the
+    /// default backend's bits and one of 8 or more gets oneDNN's.
+    func testOnlyConvolutionsWithEnoughChannelsUseOneDNN() {
+        Convolutions.oneDNNMinimumChannels = savedMinimum
+        var rng = SeededRNG(seed: 402)
+        for (channels, oneDNN) in [(1, false), (3, false), (7, false), (8, true), (64, true)] {
+            let x = rng.tensor([6, channels, 14, 14]).asParameter(), w = rng.tensor([16, channels, 3, 3]).asParameter()
+            let r = rng.tensor([6, 16, 14, 14])
+            func run() -> [[UInt32]] {
+                let y = Tensor.conv2d(x, weight: w, padding: 1)
+                return ([y] + gradients(of: (y * r).sum(), wrt: [x, w])).map { $0.scalars.map(\.bitPattern) }
+            }
+            let dnnl = run()
+            Convolutions.use(.openBLAS)
+            let blas = run()
+            Convolutions.use(.oneDNN)
+            XCTAssertEqual(dnnl != blas, oneDNN, "\(channels) input channels")
+        }
     }
 
     func testFirstOrderGradientsMatchFiniteDifferences() { FirstOrderGradientTests.checkConv2dGradients() }
