@@ -77,7 +77,15 @@ public enum Convolutions {
     /// those convolutions stay on the default path. A function of the shape only, as every split here.
     @inline(__always)
     static func usesOneDNN(_ g: ConvGeometry) -> Bool {
-        g.c >= oneDNNMinimumChannels && backend == .oneDNN
+        g.c >= oneDNNMinimumChannels && backend == .oneDNN && fitsInt32(g)
+    }
+
+    /// Every size fits the C shim's 32-bit fields with room for its `h + 2·pad` (a dimension beyond 2²⁹ stays on
+    /// the default path).
+    private static func fitsInt32(_ g: ConvGeometry) -> Bool {
+        let limit = Int(Int32.max) / 4
+        return g.n <= limit && g.c <= limit && g.h <= limit && g.w <= limit && g.o <= limit && g.kh <= limit
+            && g.kw <= limit && g.stride <= limit && g.pad <= limit
     }
 
     /// Input channels from which the oneDNN backend runs a convolution (one AVX2 block of channels). Tests lower
