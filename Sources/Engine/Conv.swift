@@ -370,23 +370,27 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
         }
     }
     if let biasGradient {
-        biasGradient.update(from: biasPartials, count: g.o)
-        for group in 1..<groups {
-            for ch in 0..<g.o { biasGradient[ch] += biasPartials[group * g.o + ch] }
-        }
+        sumInGroupOrder(biasPartials, groups: groups, stride: g.o, count: g.o, into: biasGradient)
     }
     return makeScalars(size) { pw in
-        pw.update(from: partials, count: size)
-        for group in 1..<groups {
-            let p = partials + group * size
-            for k in 0..<size { pw[k] += p[k] }
-        }
+        sumInGroupOrder(partials, groups: groups, stride: size, count: size, into: pw)
     }
 }
 
 /// Groups of chunks with a partial weight gradient each (a fixed number, so sums do not depend on the
-/// thread count; more than the threads of this engine will ever use).
-private let weightGradientGroups = 8
+/// thread count; more than the threads of this engine will ever use). Both convolution backends use it.
+let weightGradientGroups = 8
+
+/// destination[k] = partials[k] + partials[stride + k] + … over `groups` partials `stride` apart, added in group
+/// order (so the sum does not depend on which thread made which partial).
+func sumInGroupOrder(_ partials: UnsafePointer<Float>, groups: Int, stride: Int, count: Int,
+                     into destination: UnsafeMutablePointer<Float>) {
+    destination.update(from: partials, count: count)
+    for group in 1..<Swift.max(groups, 1) {
+        let p = partials + group * stride
+        for k in 0..<count { destination[k] += p[k] }
+    }
+}
 
 extension Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch's `conv2d`): input [N, C, H, W], weight

@@ -170,7 +170,7 @@ func oneDNNInputGradient(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Flo
 }
 
 /// The weight gradient (and the bias gradient when asked) with oneDNN: chunks in at most
-/// `oneDNNWeightGradientGroups` consecutive groups, each summing its chunks' gradients in order into a partial;
+/// `weightGradientGroups` consecutive groups, each summing its chunks' gradients in order into a partial;
 /// partials added in group order. The same sums on any number of threads.
 func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
                           biasGradient: UnsafeMutablePointer<Float>?) -> [Float] {
@@ -182,7 +182,7 @@ func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
     _ = Convolutions.oneDNNConfigured
     let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
     let chunk = oneDNNChunk(g), chunks = (g.n + chunk - 1) / chunk
-    let groups = Swift.min(chunks, oneDNNWeightGradientGroups)
+    let groups = Swift.min(chunks, weightGradientGroups)
     let stride = size + g.o  // a partial: weights then bias
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * stride)
     defer { partials.deallocate() }
@@ -208,20 +208,9 @@ func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
         }
     }
     if let biasGradient {
-        biasGradient.update(from: partials + size, count: g.o)
-        for group in 1..<groups {
-            let p = partials + group * stride + size
-            for ch in 0..<g.o { biasGradient[ch] += p[ch] }
-        }
+        sumInGroupOrder(partials + size, groups: groups, stride: stride, count: g.o, into: biasGradient)
     }
     return makeScalars(size) { pw in
-        pw.update(from: partials, count: size)
-        for group in 1..<groups {
-            let p = partials + group * stride
-            for k in 0..<size { pw[k] += p[k] }
-        }
+        sumInGroupOrder(partials, groups: groups, stride: stride, count: size, into: pw)
     }
 }
-
-/// Partial weight gradients per convolution under oneDNN (fixed, so sums do not depend on the thread count).
-private let oneDNNWeightGradientGroups = 8
