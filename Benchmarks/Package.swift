@@ -38,6 +38,8 @@ let package = Package(
             dependencies: ["DNNLConv", "XSMMConv", .product(name: "MetaBench", package: "MetaBench")],
             path: "ConvCandidates/Runner"
         ),
+        // Training steps outside ordo-one, for heaptrack, perf and /usr/bin/time (Probe/main.swift).
+        .executableTarget(name: "Probe", dependencies: [.product(name: "MetaBench", package: "MetaBench")], path: "Probe"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -5,15 +5,26 @@ import Foundation
 /// The rule is written with differentiable tensor operations, so when gradients are taken with
 /// `createGraph: true` the rule is itself recorded and can be differentiated again (gradients of gradients).
 final class Node {
-    let inputs: [Tensor]
+    /// The inputs; empty once released.
+    private(set) var inputs: [Tensor]
     /// Given the output's gradient and the output itself, the gradient of each input (nil: none flows).
-    let backward: (_ grad: Tensor, _ output: Tensor) -> [Tensor?]
+    private(set) var backward: (_ grad: Tensor, _ output: Tensor) -> [Tensor?]
     let name: String
+    /// Whether a backward pass that did not retain the graph has run this node and let go of what it kept.
+    private(set) var isReleased = false
 
     init(_ name: String, inputs: [Tensor], backward: @escaping (Tensor, Tensor) -> [Tensor?]) {
         self.name = name
         self.inputs = inputs
         self.backward = backward
+    }
+
+    /// Lets go of the inputs and of what the backward rule captured (saved activations, indices), so they
+    /// are freed as the backward pass moves on instead of when the whole graph goes.
+    func release() {
+        inputs = []
+        backward = { _, _ in [] }
+        isReleased = true
     }
 }
 
@@ -65,10 +76,17 @@ func record(_ name: String, _ shape: [Int], _ scalars: [Float], inputs: [Tensor]
 /// `θ' = θ − α∇L(θ)` with respect to θ gives the exact second-order meta-gradient. Without it, the
 /// gradients are constants and the backward pass keeps nothing.
 ///
+/// With `retainGraph: false` (for a graph's last backward pass) each operation lets go of its inputs and
+/// saved values as soon as its gradient rule has run, so a large activation is freed once the pass has gone
+/// below it instead of when the whole graph goes (PyTorch's `retain_graph=False`). Differentiating that
+/// graph again then stops with a message, so the built-in learners pass it only where each loss is
+/// differentiated once and no part of its graph is shared with another thread's; the default keeps the graph.
+///
 /// A parameter the loss does not depend on gets a zero gradient.
-public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bool = false) -> [Tensor] {
+public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bool = false,
+                      retainGraph: Bool = true) -> [Tensor] {
     precondition(loss.count == 1, "gradients(of:) needs a scalar loss, shape is \(loss.shape)")
-    let order = topologicalOrder(from: loss)
+    var order = topologicalOrder(from: loss)
     var grads: [ObjectIdentifier: Tensor] = [:]
     let wanted = Set(parameters.map { ObjectIdentifier($0) })
     // Only tensors on a path to a wanted one need a gradient: the walk stops at the rest. (Fast weights
@@ -84,14 +102,17 @@ public func gradients(of loss: Tensor, wrt parameters: [Tensor], createGraph: Bo
     GradMode.isEnabled = createGraph
     defer { GradMode.isEnabled = saved }
     grads[ObjectIdentifier(loss)] = Tensor.ones(loss.shape)
-    // `order` lists each tensor after everything it depends on; walk it backwards.
-    for tensor in order.reversed() {
+    // `order` lists each tensor after everything it depends on; walk it backwards, dropping each tensor
+    // from the list as it is reached (so, with the graph released, it is freed once its rule has run).
+    while let tensor = order.popLast() {
         let id = ObjectIdentifier(tensor)
         guard let node = tensor.node, let grad = grads[id] else { continue }
         if !wanted.contains(id) { grads[id] = nil }  // free intermediate gradients as soon as used
         guard node.inputs.contains(where: { needed.contains(ObjectIdentifier($0)) }) else { continue }
         let inputGrads = node.backward(grad, tensor)
-        for (input, g) in zip(node.inputs, inputGrads) {
+        let inputs = node.inputs
+        if !retainGraph { node.release() }
+        for (input, g) in zip(inputs, inputGrads) {
             guard let g, input.requiresGrad, needed.contains(ObjectIdentifier(input)) else { continue }
             let key = ObjectIdentifier(input)
             if let existing = grads[key] {
@@ -114,6 +135,12 @@ private func topologicalOrder(from root: Tensor) -> [Tensor] {
     var stack: [(Tensor, Int)] = [(root, 0)]
     visited.insert(ObjectIdentifier(root))
     while let (tensor, next) = stack.popLast() {
+        if let node = tensor.node {
+            precondition(!node.isReleased, """
+                gradients(of:): the graph through "\(node.name)" was already differentiated with \
+                retainGraph: false and freed; keep the graph (the default) in that call to differentiate it again
+                """)
+        }
         let inputs = tensor.node?.inputs ?? []
         if next < inputs.count {
             stack.append((tensor, next + 1))

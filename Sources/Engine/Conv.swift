@@ -275,8 +275,35 @@ func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, out
     }
 }
 
+/// The gradient of a convolution's output [N, O, Ho, Wo] as the backward products read it: a tensor's values,
+/// or values made on demand for a range of images into a scratch buffer, so that the whole gradient is never
+/// held at once (the training block `convBatchNormMaxPoolReLU`). The products are the same either way.
+enum ConvOutputGradient {
+    case values(UnsafePointer<Float>)
+    case images(_ make: (_ first: Int, _ count: Int, _ into: UnsafeMutablePointer<Float>) -> Void)
+
+    /// Images `first ..< first + count` ([count, O, Ho, Wo], `imageSize` = O·Ho·Wo values each) for `body`.
+    @inline(__always)
+    func withImages<R>(_ first: Int, _ count: Int, imageSize: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+        switch self {
+        case .values(let p):
+            return body(p + first * imageSize)
+        case .images(let make):
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, count * imageSize))
+            defer { buffer.deallocate() }
+            make(first, count, buffer)
+            return body(buffer)
+        }
+    }
+}
+
 /// The input gradient col2im(Wᵀ · g) of a convolution.
 private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
+    grad.withPointer { convInputGradientValues(.values($0), w, g) }
+}
+
+/// The input gradient col2im(Wᵀ · g) of a convolution, g from `grad`.
+func convInputGradientValues(_ grad: ConvOutputGradient, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNInputGradient(grad, w, g) }
     let hw = g.ho * g.wo
     let chunkCols = chunkSize(g) * hw
@@ -286,28 +313,30 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
             for ch in 0..<g.o { for r in 0..<g.colRows { pt[r * g.o + ch] = pw[ch * g.colRows + r] } }
         }
     }
-    return grad.withPointer { pg in
-        wt.withUnsafeBufferPointer { wtBuffer in
-            let pw = wtBuffer.baseAddress!
-            return makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
-                forEachChunk(g) { _, first, count in
-                    withScratch(g.colRows * chunkCols) { dcols in
-                        let n = count * hw
-                        if hw >= perImagePlane {
-                            for b in 0..<count {
+    let outImage = g.o * hw
+    return wt.withUnsafeBufferPointer { wtBuffer in
+        let pw = wtBuffer.baseAddress!
+        return makeZeroedScalars(g.n * g.c * g.h * g.w) { px in
+            forEachChunk(g) { _, first, count in
+                withScratch(g.colRows * chunkCols) { dcols in
+                    let n = count * hw
+                    if hw >= perImagePlane {
+                        for b in 0..<count {
+                            grad.withImages(first + b, 1, imageSize: outImage) { pg in
                                 BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: hw, k: g.o,
-                                           a: pw, lda: g.o, b: pg + (first + b) * g.o * hw, ldb: hw,
-                                           c: dcols + b * hw, ldc: n)
-                            }
-                        } else {
-                            withScratch(g.o * chunkCols) { gcol in
-                                channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
-                                BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: n, k: g.o,
-                                           a: pw, lda: g.o, b: gcol, ldb: n, c: dcols, ldc: n)
+                                           a: pw, lda: g.o, b: pg, ldb: hw, c: dcols + b * hw, ldc: n)
                             }
                         }
-                        col2im(dcols, g, first: first, count: count, px)
+                    } else {
+                        withScratch(g.o * chunkCols) { gcol in
+                            grad.withImages(first, count, imageSize: outImage) { pg in
+                                channelsFirst(pg, o: g.o, hw: hw, first: 0, count: count, gcol)
+                            }
+                            BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: n, k: g.o,
+                                       a: pw, lda: g.o, b: gcol, ldb: n, c: dcols, ldc: n)
+                        }
                     }
+                    col2im(dcols, g, first: first, count: count, px)
                 }
             }
         }
@@ -319,6 +348,12 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
 /// gradient; partials are added in group order, so the result is the same on any number of threads.
 private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
                                       biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
+    grad.withPointer { convWeightGradientValues(x, .values($0), g, biasGradient: biasGradient) }
+}
+
+/// The weight gradient (and the bias gradient when asked) of a convolution, g from `grad`.
+func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: ConvGeometry,
+                              biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
     let hw = g.ho * g.wo
     let chunk = chunkSize(g), chunkCols = chunk * hw
@@ -333,20 +368,20 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
     defer { partials.deallocate() }
     let biasPartials = UnsafeMutablePointer<Float>.allocate(capacity: groups * g.o)
     defer { biasPartials.deallocate() }
+    let outImage = g.o * hw
     x.withPointer { px in
-        grad.withPointer { pg in
-            ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
-                let partial = partials + group * size, biasPartial = biasPartials + group * g.o
-                biasPartial.update(repeating: 0, count: g.o)
-                withScratch(g.colRows * chunkCols) { cols in
-                    for index in (group * chunks / groups)..<((group + 1) * chunks / groups) {
-                        let first = index * chunk, count = Swift.min(chunk, g.n - first)
-                        let n = count * hw
-                        let accumulate: Float = index == group * chunks / groups ? 0 : 1
-                        im2col(px, g, first: first, count: count, cols)
-                        if hw >= perImagePlane {
-                            for b in 0..<count {
-                                let gb = pg + (first + b) * g.o * hw
+        ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
+            let partial = partials + group * size, biasPartial = biasPartials + group * g.o
+            biasPartial.update(repeating: 0, count: g.o)
+            withScratch(g.colRows * chunkCols) { cols in
+                for index in (group * chunks / groups)..<((group + 1) * chunks / groups) {
+                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                    let n = count * hw
+                    let accumulate: Float = index == group * chunks / groups ? 0 : 1
+                    im2col(px, g, first: first, count: count, cols)
+                    if hw >= perImagePlane {
+                        for b in 0..<count {
+                            grad.withImages(first + b, 1, imageSize: outImage) { gb in
                                 BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: hw,
                                            a: gb, lda: hw, b: cols + b * hw, ldb: n,
                                            beta: b == 0 ? accumulate : 1, c: partial, ldc: g.colRows)
@@ -354,15 +389,17 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
                                     for ch in 0..<g.o { biasPartial[ch] += vectorSum(gb + ch * hw, hw) }
                                 }
                             }
-                            continue
                         }
-                        withScratch(g.o * chunkCols) { gcol in
-                            channelsFirst(pg, o: g.o, hw: hw, first: first, count: count, gcol)
-                            BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
-                                       a: gcol, lda: n, b: cols, ldb: n, beta: accumulate, c: partial, ldc: g.colRows)
-                            if biasGradient != nil {
-                                for ch in 0..<g.o { biasPartial[ch] += vectorSum(gcol + ch * n, n) }
-                            }
+                        continue
+                    }
+                    withScratch(g.o * chunkCols) { gcol in
+                        grad.withImages(first, count, imageSize: outImage) { pg in
+                            channelsFirst(pg, o: g.o, hw: hw, first: 0, count: count, gcol)
+                        }
+                        BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: n,
+                                   a: gcol, lda: n, b: cols, ldb: n, beta: accumulate, c: partial, ldc: g.colRows)
+                        if biasGradient != nil {
+                            for ch in 0..<g.o { biasPartial[ch] += vectorSum(gcol + ch * n, n) }
                         }
                     }
                 }

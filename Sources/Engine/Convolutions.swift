@@ -152,17 +152,17 @@ func oneDNNForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, o
 }
 
 /// The input gradient with oneDNN, chunk by chunk.
-func oneDNNInputGradient(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
+func oneDNNInputGradient(_ grad: ConvOutputGradient, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
     guard g.n > 0 else { return [] }
     _ = Convolutions.oneDNNConfigured
     let chunk = oneDNNChunk(g), chunks = (g.n + chunk - 1) / chunk
-    return grad.withPointer { pg in
-        w.withPointer { pw in
-            makeScalars(g.n * inImage) { px in
-                ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
-                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
-                    checked(cdnnl_backward_data(cGeometry(g, images: count), pg + first * outImage, pw, px + first * inImage))
+    return w.withPointer { pw in
+        makeScalars(g.n * inImage) { px in
+            ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
+                let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                grad.withImages(first, count, imageSize: outImage) { pg in
+                    checked(cdnnl_backward_data(cGeometry(g, images: count), pg, pw, px + first * inImage))
                 }
             }
         }
@@ -172,7 +172,7 @@ func oneDNNInputGradient(_ grad: Tensor, _ w: Tensor, _ g: ConvGeometry) -> [Flo
 /// The weight gradient (and the bias gradient when asked) with oneDNN: chunks in at most
 /// `weightGradientGroups` consecutive groups, each summing its chunks' gradients in order into a partial;
 /// partials added in group order. The same sums on any number of threads.
-func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
+func oneDNNWeightGradient(_ x: Tensor, _ grad: ConvOutputGradient, _ g: ConvGeometry,
                           biasGradient: UnsafeMutablePointer<Float>?) -> [Float] {
     let size = g.o * g.colRows
     guard g.n > 0 else {
@@ -187,22 +187,21 @@ func oneDNNWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry,
     let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * stride)
     defer { partials.deallocate() }
     x.withPointer { px in
-        grad.withPointer { pg in
-            ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
-                let partial = partials + group * stride
-                let range = (group * chunks / groups)..<((group + 1) * chunks / groups)
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: range.count > 1 ? stride : 1)
-                defer { scratch.deallocate() }
-                for index in range {
-                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
-                    let target = index == range.lowerBound ? partial : scratch
-                    checked(cdnnl_backward_weights(cGeometry(g, images: count), px + first * inImage,
-                                                   pg + first * outImage, target,
+        ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
+            let partial = partials + group * stride
+            let range = (group * chunks / groups)..<((group + 1) * chunks / groups)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: range.count > 1 ? stride : 1)
+            defer { scratch.deallocate() }
+            for index in range {
+                let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                let target = index == range.lowerBound ? partial : scratch
+                grad.withImages(first, count, imageSize: outImage) { pg in
+                    checked(cdnnl_backward_weights(cGeometry(g, images: count), px + first * inImage, pg, target,
                                                    biasGradient != nil ? target + size : nil))
-                    if target == scratch {
-                        let terms = biasGradient != nil ? stride : size
-                        for k in 0..<terms { partial[k] += scratch[k] }
-                    }
+                }
+                if target == scratch {
+                    let terms = biasGradient != nil ? stride : size
+                    for k in 0..<terms { partial[k] += scratch[k] }
                 }
             }
         }

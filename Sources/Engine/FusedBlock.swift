@@ -7,6 +7,23 @@
 extension Tensor {
     public static func batchNormMaxPoolReLU(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor,
                                             epsilon: Float = 1e-5, poolSize size: Int = 2) -> BatchNormResult {
+        let f = blockForward(x, scale: gamma, offset: beta, epsilon: epsilon, poolSize: size)
+        let (indices, mean, invstd) = (f.indices, f.mean, f.invstd)
+        let output = record("batchNormMaxPoolReLU", f.shape, f.values, inputs: [x, gamma, beta]) { g, y in
+            if GradMode.isEnabled {
+                // relu′ (mask of the output), the pooling scatter, then batch norm's composite gradient.
+                let gBN = g.masked(wherePositive: y).scatterFlat(indices, shape: x.shape)
+                return batchNormGradientGraph(gBN, x, gamma, epsilon: epsilon)
+            }
+            return fusedBlockGradient(g, y, x, gamma, indices: indices, mean: mean, invstd: invstd)
+        }
+        return BatchNormResult(output: output, mean: f.mean, variance: f.variance)
+    }
+
+    /// The fused block's values with batch statistics: the output [N, C, H/size, W/size], the flat index in x of
+    /// each output's window maximum, and the per-channel mean, biased variance and 1/√(σ² + ε).
+    static func blockForward(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, epsilon: Float, poolSize size: Int)
+        -> (values: [Float], shape: [Int], indices: [Int32], mean: [Float], variance: [Float], invstd: [Float]) {
         precondition(x.rank == 4, "batchNormMaxPoolReLU needs NCHW input, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
@@ -95,15 +112,84 @@ extension Tensor {
               }
             }
         }
-        let output = record("batchNormMaxPoolReLU", [n, c, ho, wo], out, inputs: [x, gamma, beta]) { g, y in
-            if GradMode.isEnabled {
-                // relu′ (mask of the output), the pooling scatter, then batch norm's composite gradient.
-                let gBN = g.masked(wherePositive: y).scatterFlat(indices, shape: x.shape)
-                return batchNormGradientGraph(gBN, x, gamma, epsilon: epsilon)
-            }
-            return fusedBlockGradient(g, y, x, gamma, indices: indices, mean: mean, invstd: invstd)
+        return (out, [n, c, ho, wo], indices, mean, variance, invstd)
+    }
+
+    /// relu(maxPool2d(batchNorm(conv2d(x)))) with batch statistics and 2×2 windows: a whole Conv4 block in
+    /// training. Its values are `conv2d(x, weight:bias:stride:padding:)` followed by
+    /// `batchNormMaxPoolReLU(_:scale:offset:epsilon:)`, and so are its gradients, bit for bit; what differs is the
+    /// first-order backward pass, which never holds the convolution output's whole gradient (for the first layer of
+    /// a 600-image episode, 120 MB): the convolution's input and weight gradients read it image range by image
+    /// range, each range made from the saved activation when it is needed. With `createGraph` the gradient goes
+    /// to the convolution's output through the composite rules (the convolution's own rule takes it on from
+    /// there), so gradients of gradients stay exact; once that has happened, first-order passes go that way
+    /// too, as the convolution's output then also gets gradient through the recorded graph.
+    public static func convBatchNormMaxPoolReLU(_ x: Tensor, weight w: Tensor, bias: Tensor?, stride: Int = 1,
+                                                padding: Int = 0, scale gamma: Tensor, offset beta: Tensor,
+                                                epsilon: Float = 1e-5) -> BatchNormResult {
+        let conv = conv2d(x, weight: w, bias: bias, stride: stride, padding: padding)
+        if let bias, bias.requiresGrad, !w.requiresGrad {
+            // The convolution's first-order rule sums a bias gradient on its own only in this case: keep its arithmetic.
+            return batchNormMaxPoolReLU(conv, scale: gamma, offset: beta, epsilon: epsilon)
         }
-        return BatchNormResult(output: output, mean: mean, variance: variance)
+        let f = blockForward(conv, scale: gamma, offset: beta, epsilon: epsilon, poolSize: 2)
+        let (indices, mean, invstd) = (f.indices, f.mean, f.invstd)
+        let g = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, pad: padding)
+        // The convolution's output first (the composite rule's way back), then its operands (the fused rule's).
+        let inputs = [conv, gamma, beta, x, w] + (bias.map { [$0] } ?? [])
+        let recorded = RecordedFlag()
+        let output = record("convBatchNormMaxPoolReLU", f.shape, f.values, inputs: inputs) { grad, y in
+            if GradMode.isEnabled {
+                // The recorded rule refers to the convolution's output, so from now on that output can get
+                // gradient by other ways than this node (a later pass through the recorded graph: MAML's
+                // meta-gradient); later first-order passes hand this node's share to it too (below).
+                recorded.value = true
+                let gBN = grad.masked(wherePositive: y).scatterFlat(indices, shape: conv.shape)
+                return batchNormGradientGraph(gBN, conv, gamma, epsilon: epsilon) + [nil, nil, nil]
+            }
+            if recorded.value {
+                // The composite's first-order way, so that the shares are summed before the convolution's
+                // products, as with the operations in turn (the same bits, and one product rather than two).
+                return fusedBlockGradient(grad, y, conv, gamma, indices: indices, mean: mean, invstd: invstd)
+                    + [nil, nil, nil]
+            }
+            let block = BlockGradient(grad, y, conv, gamma, indices: indices, mean: mean, invstd: invstd)
+            let (c, inner) = (block.c, block.inner)
+            return conv.withPointer { px in
+                grad.withPointer { pg in
+                    y.withPointer { py in
+                        indices.withUnsafeBufferPointer { pi in
+                            // dx of the convolution's output for images first ..< first + count, as the
+                            // block's own rule makes it for the whole.
+                            let source = ConvOutputGradient.images { first, count, into in
+                                for b in 0..<count {
+                                    for ch in 0..<c {
+                                        block.plane(image: first + b, channel: ch, px: px, pg: pg, py: py,
+                                                    pi: pi.baseAddress!, into: into + (b * c + ch) * inner)
+                                    }
+                                }
+                            }
+                            let dx = x.requiresGrad
+                                ? Tensor(shape: x.shape, scalars: convInputGradientValues(source, w, g)) : nil
+                            var dw: Tensor?, db: Tensor?
+                            if w.requiresGrad, let bias, bias.requiresGrad {
+                                var biasGradient = [Float](repeating: 0, count: g.o)
+                                let values = biasGradient.withUnsafeMutableBufferPointer {
+                                    convWeightGradientValues(x, source, g, biasGradient: $0.baseAddress!)
+                                }
+                                (dw, db) = (Tensor(shape: w.shape, scalars: values), Tensor(shape: [g.o], scalars: biasGradient))
+                            } else if w.requiresGrad {
+                                dw = Tensor(shape: w.shape, scalars: convWeightGradientValues(x, source, g))
+                            }
+                            let operands: [Tensor?] = [dx, dw] + (bias == nil ? [] : [db])
+                            return [nil, Tensor(shape: [c], scalars: block.dgamma), Tensor(shape: [c], scalars: block.dbeta)]
+                                + operands
+                        }
+                    }
+                }
+            }
+        }
+        return BatchNormResult(output: output, mean: f.mean, variance: f.variance)
     }
 
     /// First-order gradient of the fused block: the upstream gradient reaches the pre-pooling positions
@@ -112,52 +198,104 @@ extension Tensor {
     private static func fusedBlockGradient(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, indices: [Int32],
                                            mean: [Float], invstd: [Float]) -> [Tensor?] {
         let (n, c) = (x.shape[0], x.shape[1])
-        let inner = x.shape[2] * x.shape[3], pooled = y.shape[2] * y.shape[3]
-        let m = Float(n * inner)
-        var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
+        let constants = BlockGradient(g, y, x, gamma, indices: indices, mean: mean, invstd: invstd)
         let dx = x.withPointer { px in
             g.withPointer { pg in
                 y.withPointer { py in
                     indices.withUnsafeBufferPointer { pi in
-                      dgamma.withUnsafeMutableBufferPointer { pdGamma in
-                      dbeta.withUnsafeMutableBufferPointer { pdBeta in
                         makeScalars(x.count) { po in
                             ComputeThreads.forEach(c, work: x.count) { ch in
-                                let mu = mean[ch], inv = invstd[ch]
-                                var sg = 0.0, sgx = 0.0
                                 for b in 0..<n {
-                                    let base = (b * c + ch) * pooled
-                                    var t1: Float = 0, t2: Float = 0
-                                    for k in base..<(base + pooled) {
-                                        // Branch-free: the gradient is zero where the output was clipped.
-                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
-                                        t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
-                                    }
-                                    sg += Double(t1); sgx += Double(t2)
-                                }
-                                let sumG = Float(sg), sumGX = Float(sgx) * inv
-                                pdGamma[ch] = sumGX; pdBeta[ch] = sumG
-                                let a = gamma.scalars[ch] * inv / m, scaleX = sumGX * inv
-                                for b in 0..<n {
-                                    let plane = (b * c + ch) * inner
-                                    let p = px + plane, o = po + plane
-                                    for k in 0..<inner { o[k] = -a * (sumG + (p[k] - mu) * scaleX) }
-                                    let base = (b * c + ch) * pooled
-                                    let am = a * m
-                                    for k in base..<(base + pooled) {
-                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
-                                        po[Int(pi[k])] += am * gv
-                                    }
+                                    constants.plane(image: b, channel: ch, px: px, pg: pg, py: py, pi: pi.baseAddress!,
+                                                    into: po + (b * c + ch) * constants.inner)
                                 }
                             }
                         }
+                    }
+                }
+            }
+        }
+        return [Tensor(shape: x.shape, scalars: dx), Tensor(shape: [c], scalars: constants.dgamma),
+                Tensor(shape: [c], scalars: constants.dbeta)]
+    }
+}
+
+/// Whether a training block's rule was ever recorded (taken with `createGraph`).
+private final class RecordedFlag: @unchecked Sendable {
+    var value = false
+}
+
+/// The fused block's first-order gradient, per channel: the sums over the pooled gradient (a first pass,
+/// which also gives dγ and dβ), then any pre-pooling plane of dx on demand, alone (`plane`). Every value is
+/// the same arithmetic whichever planes are made when, so the whole dx and dx made image range by image
+/// range (the training block `convBatchNormMaxPoolReLU`) are the same bits.
+struct BlockGradient {
+    let n, c, inner, pooled: Int
+    let mean, a, sumG, scaleX, am, dgamma, dbeta: [Float]
+
+    /// g and y [N, C, Ho, Wo] (the output's gradient and the output), x [N, C, H, W] (the block's input).
+    init(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, indices: [Int32], mean: [Float], invstd: [Float]) {
+        (n, c) = (x.shape[0], x.shape[1])
+        (inner, pooled) = (x.shape[2] * x.shape[3], y.shape[2] * y.shape[3])
+        let (n, c, pooled) = (n, c, pooled)
+        let m = Float(n * inner)
+        var a = [Float](repeating: 0, count: c), sumG = a, scaleX = a, am = a, dgamma = a, dbeta = a
+        x.withPointer { px in
+            g.withPointer { pg in
+                y.withPointer { py in
+                    indices.withUnsafeBufferPointer { pi in
+                      a.withUnsafeMutableBufferPointer { pa in
+                      sumG.withUnsafeMutableBufferPointer { pSumG in
+                      scaleX.withUnsafeMutableBufferPointer { pScaleX in
+                      am.withUnsafeMutableBufferPointer { pAm in
+                      dgamma.withUnsafeMutableBufferPointer { pdGamma in
+                      dbeta.withUnsafeMutableBufferPointer { pdBeta in
+                        ComputeThreads.forEach(c, work: n * c * pooled * 4) { ch in
+                            let mu = mean[ch], inv = invstd[ch]
+                            var sg = 0.0, sgx = 0.0
+                            for b in 0..<n {
+                                let base = (b * c + ch) * pooled
+                                var t1: Float = 0, t2: Float = 0
+                                for k in base..<(base + pooled) {
+                                    // Branch-free: the gradient is zero where the output was clipped.
+                                    let gk = pg[k], gv = py[k] > 0 ? gk : 0
+                                    t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
+                                }
+                                sg += Double(t1); sgx += Double(t2)
+                            }
+                            let sum = Float(sg), sumGX = Float(sgx) * inv
+                            pdGamma[ch] = sumGX; pdBeta[ch] = sum
+                            let scale = gamma.scalars[ch] * inv / m
+                            pa[ch] = scale; pSumG[ch] = sum; pScaleX[ch] = sumGX * inv; pAm[ch] = scale * m
+                        }
+                      }
+                      }
+                      }
+                      }
                       }
                       }
                     }
                 }
             }
         }
-        return [Tensor(shape: x.shape, scalars: dx), Tensor(shape: [c], scalars: dgamma), Tensor(shape: [c], scalars: dbeta)]
+        (self.mean, self.a, self.sumG, self.scaleX, self.am, self.dgamma, self.dbeta) = (mean, a, sumG, scaleX, am, dgamma, dbeta)
+    }
+
+    /// dx of one pre-pooling plane (`image`, `channel`), H·W values into `o`: the batch-norm terms, then the
+    /// pooled gradient added at each window's maximum where the output is positive. `px`, `pg`, `py`, `pi`
+    /// are the whole x, g, y and indices.
+    @inline(__always)
+    func plane(image b: Int, channel ch: Int, px: UnsafePointer<Float>, pg: UnsafePointer<Float>,
+               py: UnsafePointer<Float>, pi: UnsafePointer<Int32>, into o: UnsafeMutablePointer<Float>) {
+        let plane = (b * c + ch) * inner
+        let p = px + plane
+        let mu = mean[ch], a = self.a[ch], sumG = self.sumG[ch], scaleX = self.scaleX[ch], am = self.am[ch]
+        for k in 0..<inner { o[k] = -a * (sumG + (p[k] - mu) * scaleX) }
+        let base = (b * c + ch) * pooled
+        for k in base..<(base + pooled) {
+            let gk = pg[k], gv = py[k] > 0 ? gk : 0
+            o[Int(pi[k]) - plane] += am * gv
+        }
     }
 }
 

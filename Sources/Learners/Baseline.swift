@@ -196,7 +196,7 @@ public final class Baseline: MetaLearner {
         let logits = headLogits(result.output, theta)
         let loss = Tensor.crossEntropy(logits: logits, labels: batch.labels)
         guard loss.item.isFinite else { throw DivergedError(iteration: iteration, loss: loss.item) }
-        let updated = optimizer.update(theta, gradients: gradients(of: loss, wrt: theta.tensors))
+        let updated = optimizer.update(theta, gradients: gradients(of: loss, wrt: theta.tensors, retainGraph: false))
         model.parameters = model.parameters.map { name, _ in updated.require(name) }
         head = head.map { name, _ in updated.require(name) }
         model.updateRunningStatistics(result.statistics, count: batch.count)
@@ -250,7 +250,7 @@ public final class Baseline: MetaLearner {
                 let leaves = p.asLeaves()
                 let loss = Tensor.crossEntropy(logits: headLogits(features.gatherRows(idx), leaves),
                                                labels: idx.map { labels[$0] })
-                p = optimizer.update(p, gradients: gradients(of: loss, wrt: leaves.tensors))
+                p = optimizer.update(p, gradients: gradients(of: loss, wrt: leaves.tensors, retainGraph: false))
                 if recordLosses { losses.append(supportLoss()) }
             }
             return (p, losses)

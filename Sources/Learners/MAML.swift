@@ -75,7 +75,7 @@ public final class MAML: MetaLearner {
         for _ in 0..<steps {
             let logits = model.forward(support, parameters: fast, normalization: .batch).output
             let loss = Tensor.crossEntropy(logits: logits, labels: labels)
-            let grads = gradients(of: loss, wrt: fast.tensors, createGraph: createGraph)
+            let grads = gradients(of: loss, wrt: fast.tensors, createGraph: createGraph, retainGraph: createGraph)
             fast = fast.descended(along: grads, learningRate: learningRate)
         }
         return fast
@@ -88,7 +88,7 @@ public final class MAML: MetaLearner {
                          learningRate: innerLearningRate, createGraph: !firstOrder)
         let logits = queryLogits(fast, support: support, query: query)
         let loss = Tensor.crossEntropy(logits: logits, labels: episode.query.labels)
-        let grads = gradients(of: loss, wrt: theta.tensors)
+        let grads = gradients(of: loss, wrt: theta.tensors, retainGraph: false)
         return (grads, loss.item, accuracy(logits: logits, labels: episode.query.labels))
     }
 

@@ -140,7 +140,7 @@ public final class MatchingNet: MetaLearner {
         let r = MetricSupport.averaged(episodes.count) { i in
             let e = episodeLoss(theta, episode: episodes[i])
             lock.withLock { statistics[i] = e.statistics }
-            return (gradients(of: e.loss, wrt: theta.tensors), e.loss.item,
+            return (gradients(of: e.loss, wrt: theta.tensors, retainGraph: false), e.loss.item,
                     accuracy(logits: e.logits, labels: episodes[i].query.labels))
         }
         guard r.loss.isFinite else { throw DivergedError(iteration: iteration, loss: r.loss) }

@@ -66,7 +66,7 @@ public final class ProtoNet: MetaLearner {
         let logits = Self.logits(queries: e.queries, prototypes: Self.prototypes(e.support, labels: episode.support.labels,
                                                                                 ways: episode.ways))
         let loss = Tensor.crossEntropy(logits: logits, labels: episode.query.labels)
-        let grads = gradients(of: loss, wrt: theta.tensors)
+        let grads = gradients(of: loss, wrt: theta.tensors, retainGraph: false)
         return (grads, loss.item, accuracy(logits: logits, labels: episode.query.labels), e.statistics)
     }
 

@@ -158,7 +158,7 @@ public final class Reptile: MetaLearner {
                     : (all.gatherRows(indices), indices.map { support.labels[$0] })
                 let logits = model.forward(images, parameters: fast, normalization: .batch).output
                 let loss = Tensor.crossEntropy(logits: logits, labels: labels)
-                fast = step(fast, gradients(of: loss, wrt: fast.tensors))
+                fast = step(fast, gradients(of: loss, wrt: fast.tensors, retainGraph: false))
             }
         }
         return fast.detached()

@@ -99,15 +99,18 @@ public final class Conv4: FunctionalModel {
                                                     mean: given.mean, variance: given.variance)
                 continue
             }
-            h = Layers.conv(h, p, prefix + ".conv", stride: downsampling == .strided ? 2 : 1, padding: 1)
             if given == nil && downsampling == .maxPool {
-                // batch norm → ReLU → max-pool in one fused operation (relu∘pool = pool∘relu).
-                let r = Tensor.batchNormMaxPoolReLU(h, scale: p.require(prefix + ".bn.weight"),
-                                                    offset: p.require(prefix + ".bn.bias"))
+                // Batch statistics: convolution, then batch norm → ReLU → max-pool fused (relu∘pool = pool∘relu),
+                // one operation whose backward pass never holds the convolution output's whole gradient.
+                let r = Tensor.convBatchNormMaxPoolReLU(h, weight: p.require(prefix + ".conv.weight"),
+                                                        bias: p[prefix + ".conv.bias"], padding: 1,
+                                                        scale: p.require(prefix + ".bn.weight"),
+                                                        offset: p.require(prefix + ".bn.bias"))
                 stats.append(ChannelStatistics(mean: r.mean, variance: r.variance))
                 h = r.output
                 continue
             }
+            h = Layers.conv(h, p, prefix + ".conv", stride: downsampling == .strided ? 2 : 1, padding: 1)
             let (y, s) = Layers.batchNorm(h, p, prefix + ".bn", statistics: given)
             if let s { stats.append(s) }
             // relu(maxpool(y)) equals maxpool(relu(y)), values and gradients, at a quarter of the cost.

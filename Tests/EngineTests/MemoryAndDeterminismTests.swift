@@ -45,6 +45,51 @@ final class MemoryAndDeterminismTests: XCTestCase {
         XCTAssertNil(weakHidden)
     }
 
+    /// A backward pass with `retainGraph: false` lets go of the saved activations as it goes: an intermediate
+    /// activation is freed while the loss is still held, and the gradients are the same bits as with the graph
+    /// kept (the default, which keeps the activation for another pass).
+    func testBackwardReleasesActivationsUnlessRetained() {
+        let net = ConvNetFixture(seed: 403)
+        func run(retain: Bool?) -> (grads: [[Float]], hiddenAlive: Bool, loss: Tensor) {
+            weak var weakHidden: Tensor?
+            let theta = net.parameters.map { $0.asParameter() }
+            let loss: Tensor
+            let grads: [Tensor]
+            do {
+                let hidden = Tensor.conv2d(net.queryX, weight: theta[0], bias: theta[1], padding: 1).relu()
+                weakHidden = hidden
+                let logits = hidden.reshaped([hidden.shape[0], -1]).sum(axes: [1]).reshaped([-1, 1])
+                loss = (logits * logits).sum()
+                grads = retain.map { gradients(of: loss, wrt: theta, retainGraph: $0) } ?? gradients(of: loss, wrt: theta)
+            }
+            return (grads.map(\.scalars), weakHidden != nil, loss)
+        }
+        let released = run(retain: false), byDefault = run(retain: nil), retained = run(retain: true)
+        XCTAssertFalse(released.hiddenAlive, "the activation outlived its backward rule although the graph was released")
+        XCTAssertTrue(byDefault.hiddenAlive, "by default the graph (and its activations) is kept for another pass")
+        XCTAssertTrue(retained.hiddenAlive)
+        XCTAssertEqual(released.grads.map { $0.map(\.bitPattern) }, byDefault.grads.map { $0.map(\.bitPattern) })
+        XCTAssertEqual(released.grads.map { $0.map(\.bitPattern) }, retained.grads.map { $0.map(\.bitPattern) })
+        XCTAssertEqual(released.loss.item, retained.loss.item)
+        XCTAssertTrue(released.grads[0].contains { $0 != 0 })
+    }
+
+    /// A kept graph (the default) can be differentiated again, with the same result, the last time with
+    /// `retainGraph: false`; so can the recorded graph of a first `createGraph` pass (Hessian-vector products).
+    func testRetainedGraphCanBeDifferentiatedTwice() {
+        let net = ConvNetFixture(seed: 404)
+        let theta = net.parameters.map { $0.asParameter() }
+        let (loss, _) = net.supportLoss(theta)
+        let first = gradients(of: loss, wrt: theta)
+        let second = gradients(of: loss, wrt: theta, retainGraph: false)
+        XCTAssertEqual(first.map { $0.scalars.map(\.bitPattern) }, second.map { $0.scalars.map(\.bitPattern) })
+        let (loss2, _) = net.supportLoss(theta)
+        let g = gradients(of: loss2, wrt: theta, createGraph: true)
+        let hv1 = gradients(of: (g[0] * g[0]).sum(), wrt: [theta[0]])
+        let hv2 = gradients(of: (g[0] * g[0]).sum(), wrt: [theta[0]], retainGraph: false)
+        XCTAssertEqual(hv1[0].scalars.map(\.bitPattern), hv2[0].scalars.map(\.bitPattern))
+    }
+
     private func metaGradient(_ net: ConvNetFixture) -> [[Float]] {
         let theta = net.parameters.map { $0.asParameter() }
         let (loss, _) = net.metaLoss(theta, alpha: 0.1, createGraph: true)

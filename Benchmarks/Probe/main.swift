@@ -1,0 +1,57 @@
+// Training steps of one learner on random pixels, outside ordo-one, for tools that watch a whole process
+// (`heaptrack`, `perf`, `/usr/bin/time`): ordo-one's malloc interposer hides the benchmarks' allocations from
+// heaptrack. Usage (from Benchmarks/): .build/release/Probe LEARNER WAYS SHOTS QUERIES STEPS [SIDE]
+// e.g. `heaptrack .build/release/Probe protonet 60 5 5 3` — SIDE 28 (default) is 28×28 grey, any other value
+// SIDE×SIDE colour (84: miniImageNet's shape). METABENCH_THREADS sets the threads (default 2); meta-batch 4
+// for MAML's family, 1 otherwise. Prints the mean time per step.
+import Engine
+import FewShotData
+import Foundation
+import Learners
+
+let usage = "usage: Probe LEARNER WAYS SHOTS QUERIES STEPS [SIDE]   (e.g. Probe protonet 60 5 5 3)"
+let arguments = Array(CommandLine.arguments.dropFirst())
+let numbers = arguments.dropFirst().map { Int($0) }
+guard arguments.count == 5 || arguments.count == 6, numbers.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 4096 }) else {
+    FileHandle.standardError.write(Data((usage + "\n").utf8))
+    exit(2)
+}
+let learnerName = arguments[0]
+let (ways, shots, queries, steps) = (numbers[0]!, numbers[1]!, numbers[2]!, numbers[3]!)
+let side = numbers.count == 5 ? numbers[4]! : 28
+let imageShape = ImageShape(channels: side == 28 ? 1 : 3, height: side, width: side)
+
+/// One episode of random pixels, served for every step.
+struct RandomEpisodes: TrainingSource {
+    let episode: Episode
+    init(ways: Int, shots: Int, queries: Int) {
+        var rng = SeededGenerator(seed: 3)
+        func images(_ perClass: Int) -> LabelledImages {
+            let labels = (0..<(ways * perClass)).map { $0 / perClass }
+            return LabelledImages(shape: imageShape, pixels: (0..<(labels.count * imageShape.count)).map { _ in rng.nextUnitFloat() },
+                                  labels: labels)
+        }
+        episode = Episode(ways: ways, shots: shots, queriesPerClass: queries, support: images(shots),
+                          query: images(queries), classIndices: Array(0..<ways))
+    }
+    func episodes(iteration: Int, count: Int) throws -> [Episode] { Array(repeating: episode, count: count) }
+    func classificationBatch(iteration: Int, size: Int) throws -> LabelledImages { episode.query }
+    var classCount: Int { episode.ways }
+}
+
+do {
+    ComputeThreads.set(Int(ProcessInfo.processInfo.environment["METABENCH_THREADS"] ?? "") ?? 2)
+    let mamlFamily = ["maml", "fomaml", "reptile"].contains(learnerName)
+    let setting = LearnerSetting(imageShape: imageShape, ways: ways, shots: shots, queriesPerClass: queries,
+                                 trainWays: ways, trainClassCount: 100, seed: 0, metaBatch: mamlFamily ? 4 : 1,
+                                 iterations: 1000)
+    let learner = try LearnerRegistry.builtIn.descriptor(named: learnerName).instantiate([:], setting: setting)
+    let source = RandomEpisodes(ways: ways, shots: shots, queries: queries)
+    let start = Date()
+    for i in 0..<steps { _ = try learner.trainStep(iteration: i, source: source) }
+    let perStep = Date().timeIntervalSince(start) / Double(steps) * 1000
+    print("\(learnerName) \(ways)w\(shots)s q\(queries) \(side)×\(side): \(String(format: "%.1f", perStep)) ms per step")
+} catch {
+    FileHandle.standardError.write(Data("Probe: \(error)\n".utf8))
+    exit(1)
+}
