@@ -16,6 +16,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MetaBench", package: "MetaBench"),
+                "RandomEpisodes",
             ],
             path: "Benchmarks/MetaBenchBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -39,7 +40,11 @@ let package = Package(
             path: "ConvCandidates/Runner"
         ),
         // Training steps outside ordo-one, for heaptrack, perf and /usr/bin/time (Probe/main.swift).
-        .executableTarget(name: "Probe", dependencies: [.product(name: "MetaBench", package: "MetaBench")], path: "Probe"),
+        .executableTarget(name: "Probe", dependencies: [.product(name: "MetaBench", package: "MetaBench"), "RandomEpisodes"],
+                          path: "Probe"),
+        // Random-pixel episodes shared by the benchmarks and Probe.
+        .target(name: "RandomEpisodes", dependencies: [.product(name: "MetaBench", package: "MetaBench")],
+                path: "Support/RandomEpisodes"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -8,6 +8,7 @@ import Engine
 import FewShotData
 import Foundation
 import Learners
+import RandomEpisodes
 
 let usage = "usage: Probe LEARNER WAYS SHOTS QUERIES STEPS [SIDE]   (e.g. Probe protonet 60 5 5 3)"
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -21,24 +22,6 @@ let (ways, shots, queries, steps) = (numbers[0]!, numbers[1]!, numbers[2]!, numb
 let side = numbers.count == 5 ? numbers[4]! : 28
 let imageShape = ImageShape(channels: side == 28 ? 1 : 3, height: side, width: side)
 
-/// One episode of random pixels, served for every step.
-struct RandomEpisodes: TrainingSource {
-    let episode: Episode
-    init(ways: Int, shots: Int, queries: Int) {
-        var rng = SeededGenerator(seed: 3)
-        func images(_ perClass: Int) -> LabelledImages {
-            let labels = (0..<(ways * perClass)).map { $0 / perClass }
-            return LabelledImages(shape: imageShape, pixels: (0..<(labels.count * imageShape.count)).map { _ in rng.nextUnitFloat() },
-                                  labels: labels)
-        }
-        episode = Episode(ways: ways, shots: shots, queriesPerClass: queries, support: images(shots),
-                          query: images(queries), classIndices: Array(0..<ways))
-    }
-    func episodes(iteration: Int, count: Int) throws -> [Episode] { Array(repeating: episode, count: count) }
-    func classificationBatch(iteration: Int, size: Int) throws -> LabelledImages { episode.query }
-    var classCount: Int { episode.ways }
-}
-
 do {
     ComputeThreads.set(Int(ProcessInfo.processInfo.environment["METABENCH_THREADS"] ?? "") ?? 2)
     let mamlFamily = ["maml", "fomaml", "reptile"].contains(learnerName)
@@ -46,7 +29,7 @@ do {
                                  trainWays: ways, trainClassCount: 100, seed: 0, metaBatch: mamlFamily ? 4 : 1,
                                  iterations: 1000)
     let learner = try LearnerRegistry.builtIn.descriptor(named: learnerName).instantiate([:], setting: setting)
-    let source = RandomEpisodes(ways: ways, shots: shots, queries: queries)
+    let source = RandomEpisodes(ways: ways, shots: shots, queries: queries, shape: imageShape)
     let start = Date()
     for i in 0..<steps { _ = try learner.trainStep(iteration: i, source: source) }
     let perStep = Date().timeIntervalSince(start) / Double(steps) * 1000

@@ -10,6 +10,7 @@ import FewShotData
 import Foundation
 import Learners
 import Models
+import RandomEpisodes
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
@@ -117,23 +118,4 @@ func makeMAML(firstOrder: Bool, innerSteps: Int, metaBatch: Int) throws -> MetaL
                                  queriesPerClass: 15, trainWays: 5, trainClassCount: 100, seed: 0,
                                  metaBatch: metaBatch, iterations: 1000)
     return try descriptor.instantiate(["inner_steps": .int(innerSteps)], setting: setting)
-}
-
-/// Episodes of random pixels (throughput only), made once and served for every iteration.
-struct RandomEpisodes: TrainingSource {
-    let episode: Episode
-    init(ways: Int, shots: Int, queries: Int) {
-        var rng = SeededGenerator(seed: 3)
-        let shape = ImageShape(channels: 1, height: 28, width: 28)
-        func images(_ perClass: Int) -> LabelledImages {
-            let labels = (0..<(ways * perClass)).map { $0 / perClass }
-            return LabelledImages(shape: shape, pixels: (0..<(labels.count * shape.count)).map { _ in rng.nextUnitFloat() },
-                                  labels: labels)
-        }
-        episode = Episode(ways: ways, shots: shots, queriesPerClass: queries, support: images(shots),
-                          query: images(queries), classIndices: Array(0..<ways))
-    }
-    func episodes(iteration: Int, count: Int) throws -> [Episode] { Array(repeating: episode, count: count) }
-    func classificationBatch(iteration: Int, size: Int) throws -> LabelledImages { episode.query }
-    var classCount: Int { episode.ways }
 }
