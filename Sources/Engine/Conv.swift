@@ -170,21 +170,56 @@ private let columnBudget = 1 << 19
 /// then needs a transpose.
 private let perImagePlane = 128
 
-/// Images per chunk.
-@inline(__always)
-private func chunkSize(_ g: ConvGeometry) -> Int {
-    Swift.max(1, Swift.min(g.n, columnBudget / Swift.max(1, g.colRows * g.ho * g.wo)))
+/// How a convolution's images are split into chunks: `count` consecutive ranges of at most `largest` images,
+/// each chunk's columns within the column budget. A function of the shape only (never of the thread count).
+///
+/// A gathered product's values depend on how many images it gathers (OpenBLAS's edge kernels), and the
+/// weight gradient sums its chunks in order, so those keep the budget's split: chunks of `largest` images,
+/// the last one shorter. One product per image (planes of at least `perImagePlane`) gives the same values
+/// however the images are split, so there the forward and input-gradient passes split evenly instead — at
+/// least `weightGradientGroups` chunks when the convolution is large enough to run in parallel, a multiple
+/// of it beyond — so that 2, 4 or 8 threads get equal shares (the budget's split of 80 first-layer images
+/// was 74 + 6).
+struct ConvChunks {
+    let images: Int
+    let count: Int
+    let largest: Int
+    private let even: Bool
+
+    init(_ g: ConvGeometry, summing: Bool = false) {
+        images = g.n
+        let perImage = Swift.max(1, g.colRows * g.ho * g.wo)
+        let budgeted = Swift.max(1, Swift.min(g.n, columnBudget / perImage))
+        var count = (g.n + budgeted - 1) / budgeted
+        even = !summing && g.ho * g.wo >= perImagePlane
+        if even && perImage * g.n >= ComputeThreads.parallelThreshold {
+            let groups = weightGradientGroups
+            count = count <= groups ? Swift.min(g.n, groups) : Swift.min(g.n, (count + groups - 1) / groups * groups)
+        }
+        self.count = count
+        largest = even ? (count == 0 ? 1 : (g.n + count - 1) / count) : budgeted
+    }
+
+    /// Chunk `index`'s first image and image count.
+    @inline(__always)
+    func range(_ index: Int) -> (first: Int, count: Int) {
+        if even {
+            let first = index * images / count
+            return (first, (index + 1) * images / count - first)
+        }
+        let first = index * largest
+        return (first, Swift.min(largest, images - first))
+    }
 }
 
 /// Runs `body(chunkIndex, first, count)` for each chunk of images, on several threads when the
 /// convolution is large (chunks write disjoint parts of the output).
 @inline(__always)
 private func forEachChunk(_ g: ConvGeometry, _ body: (_ index: Int, _ first: Int, _ count: Int) -> Void) {
-    let chunk = chunkSize(g)
-    let chunks = (g.n + chunk - 1) / chunk
-    ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
-        let first = index * chunk
-        body(index, first, Swift.min(chunk, g.n - first))
+    let chunks = ConvChunks(g)
+    ComputeThreads.forEach(chunks.count, work: g.colRows * g.colCols) { index in
+        let (first, count) = chunks.range(index)
+        body(index, first, count)
     }
 }
 
@@ -217,7 +252,7 @@ enum ConvForwardOutput {
 func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
     if Convolutions.usesOneDNN(g) { return oneDNNForward(x, w, g, bias: bias, output: output) }
     let hw = g.ho * g.wo
-    let chunkCols = chunkSize(g) * hw
+    let chunkCols = ConvChunks(g).largest * hw
     let biasValues = bias?.scalars
     x.withPointer { px in
         w.withPointer { pw in
@@ -306,7 +341,7 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
 func convInputGradientValues(_ grad: ConvOutputGradient, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNInputGradient(grad, w, g) }
     let hw = g.ho * g.wo
-    let chunkCols = chunkSize(g) * hw
+    let chunkCols = ConvChunks(g).largest * hw
     // Wᵀ [colRows, o], made once and shared by the products of every chunk or image.
     let wt = w.withPointer { pw in
         makeScalars(g.colRows * g.o) { pt in
@@ -356,8 +391,8 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
                               biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
     let hw = g.ho * g.wo
-    let chunk = chunkSize(g), chunkCols = chunk * hw
-    let chunks = (g.n + chunk - 1) / chunk
+    let plan = ConvChunks(g, summing: true), chunkCols = plan.largest * hw
+    let chunks = plan.count
     let groups = Swift.min(chunks, weightGradientGroups)
     let size = g.o * g.colRows
     guard groups > 0 else {
@@ -375,7 +410,7 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
             biasPartial.update(repeating: 0, count: g.o)
             withScratch(g.colRows * chunkCols) { cols in
                 for index in (group * chunks / groups)..<((group + 1) * chunks / groups) {
-                    let first = index * chunk, count = Swift.min(chunk, g.n - first)
+                    let (first, count) = plan.range(index)
                     let n = count * hw
                     let accumulate: Float = index == group * chunks / groups ? 0 : 1
                     im2col(px, g, first: first, count: count, cols)

@@ -13,11 +13,51 @@ final class ConvPathTests: XCTestCase {
         Case(x: [100, 32, 12, 12], w: [4, 32, 3, 3], stride: 1, pad: 1, why: "9 chunks of images, per-image products"),
         Case(x: [130, 64, 8, 8], w: [3, 64, 3, 3], stride: 1, pad: 1, why: "10 chunks of images, one product per chunk"),
         Case(x: [40, 8, 17, 17], w: [4, 8, 3, 3], stride: 2, pad: 1, why: "strided, several images per chunk"),
+        Case(x: [80, 1, 28, 28], w: [64, 1, 3, 3], stride: 1, pad: 1,
+             why: "Conv4's first layer on a 5w1s q15 episode: 8 even chunks forward, the budget's 74 + 6 summing"),
     ]
 
     func testLargePlanesAndManyChunksMatchDoubleLoops() { Self.checkAgainstDoubleLoops() }
 
     func testSameBitsOnOneAndTwoThreads() { Self.checkSameBitsOnAnyThreadCount() }
+
+    /// How images are split into chunks: per-image products split evenly (equal shares for 2, 4 or 8 threads),
+    /// gathered products and the weight gradient's sums keep the column budget's split (their values depend on
+    /// it); every split covers the images once, in order, within the budget.
+    func testChunksSplitEvenlyOnlyWhereValuesDoNotDependOnTheSplit() {
+        func geometry(_ n: Int, _ c: Int, _ side: Int) -> ConvGeometry {
+            ConvGeometry(input: [n, c, side, side], weight: [64, c, 3, 3], stride: 1, pad: 1)
+        }
+        func sizes(_ chunks: ConvChunks) -> [Int] { (0..<chunks.count).map { chunks.range($0).count } }
+        // Conv4 at 80 images: 28×28 planes (one product per image) and 7×7 (gathered).
+        XCTAssertEqual(sizes(ConvChunks(geometry(80, 1, 28))), Array(repeating: 10, count: 8))
+        XCTAssertEqual(sizes(ConvChunks(geometry(80, 1, 28), summing: true)), [74, 6])
+        // 14×14: the budget's 20 chunks of 4 become 24 (a multiple of 8) of 3 or 4 images.
+        XCTAssertEqual(Set(sizes(ConvChunks(geometry(80, 64, 14)))), [3, 4])
+        XCTAssertEqual(ConvChunks(geometry(80, 64, 14)).count, 24)
+        XCTAssertEqual(sizes(ConvChunks(geometry(80, 64, 14), summing: true)), Array(repeating: 4, count: 20))
+        XCTAssertEqual(sizes(ConvChunks(geometry(80, 64, 7))), [18, 18, 18, 18, 8])
+        XCTAssertEqual(sizes(ConvChunks(geometry(80, 64, 7), summing: true)), [18, 18, 18, 18, 8])
+        // A small convolution (one thread either way) keeps the budget's chunks.
+        XCTAssertEqual(sizes(ConvChunks(geometry(5, 1, 28))), [5])
+        for n in [0, 1, 2, 7, 9, 75, 80, 130, 600] {
+            for (c, side) in [(1, 28), (64, 14), (64, 7), (64, 3), (3, 84), (64, 42)] {
+                for summing in [false, true] {
+                    let g = geometry(n, c, side), chunks = ConvChunks(g, summing: summing)
+                    var next = 0
+                    for index in 0..<chunks.count {
+                        let (first, count) = chunks.range(index)
+                        XCTAssertEqual(first, next, "n \(n), \(c)×\(side)²: chunk \(index) starts at \(first)")
+                        XCTAssertTrue(count >= 1 && count <= chunks.largest, "n \(n), \(c)×\(side)²: chunk \(index) has \(count)")
+                        next = first + count
+                    }
+                    XCTAssertEqual(next, n, "n \(n), \(c)×\(side)², summing \(summing): the chunks cover \(next) images")
+                    XCTAssertTrue(chunks.largest == 1 || chunks.largest * g.colRows * g.ho * g.wo <= 1 << 19,
+                                  "n \(n), \(c)×\(side)²: \(chunks.largest) images exceed the column budget")
+                }
+            }
+        }
+    }
 
     /// Values and all three gradients of every case against `NaiveConvolution` (whichever backend is in use).
     static func checkAgainstDoubleLoops() {
