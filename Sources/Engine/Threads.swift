@@ -36,15 +36,21 @@ public enum ComputeThreads {
         _ = BLAS.configured
         var results = [Result<T, Error>?](repeating: nil, count: n)
         let resultsLock = NSLock()
+        // Each thread takes the next index when it is free, so unequal items even out (a body writes only its
+        // own index's results, so which thread ran it changes nothing).
+        var next = 0
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 pthread_setspecific(insideKey, UnsafeRawPointer(bitPattern: 1))
                 defer { pthread_setspecific(insideKey, nil) }
-                var i = worker
-                while i < n {
+                while true {
+                    resultsLock.lock()
+                    let i = next
+                    next += 1
+                    resultsLock.unlock()
+                    if i >= n { break }
                     let r = Result { try body(i) }
                     resultsLock.lock(); results[i] = r; resultsLock.unlock()
-                    i += threads
                 }
             }
         }
