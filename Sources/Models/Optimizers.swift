@@ -1,5 +1,19 @@
 import Engine
 import Foundation
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+
+/// Lane-wise square roots, correctly rounded as `Float.squareRoot()` is (the same bits). The standard library's
+/// `SIMD8.squareRoot()` goes lane by lane through `sqrtf` with its errno check; SSE's `sqrtps` does four at once.
+@inline(__always)
+func laneSquareRoots(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    #if arch(x86_64)
+    return SIMD8(lowHalf: _mm_sqrt_ps(x.lowHalf), highHalf: _mm_sqrt_ps(x.highHalf))
+    #else
+    return x.squareRoot()
+    #endif
+}
 
 /// The per-parameter rule of an optimiser; `ParameterOptimizer` does the walk over the tree.
 public protocol UpdateRule {
@@ -86,7 +100,7 @@ public struct Adam: UpdateRule {
                         let vi = vb2 * rawV.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self) + (one - vb2) * g * g
                         rawM.storeBytes(of: mi, toByteOffset: offset, as: SIMD8<Float>.self)
                         rawV.storeBytes(of: vi, toByteOffset: offset, as: SIMD8<Float>.self)
-                        raw.storeBytes(of: x - vlr * (mi / vc1) / ((vi / vc2).squareRoot() + veps),
+                        raw.storeBytes(of: x - vlr * (mi / vc1) / (laneSquareRoots(vi / vc2) + veps),
                                        toByteOffset: offset, as: SIMD8<Float>.self)
                         i += lanes
                     }
@@ -158,7 +172,9 @@ public final class ParameterOptimizer<Rule: UpdateRule> {
         for (i, (name, p)) in parameters.enumerated() {
             let g = gradients[i]
             precondition(g.shape == p.shape, "gradient of '\(name)' has shape \(g.shape), expected \(p.shape)")
-            var s = state[name] ?? rule.stateNames.map { _ in [Float](repeating: 0, count: p.count) }
+            // Taken out of the dictionary while it is updated, so that its buffers are not shared and the rule
+            // updates them in place (a shared buffer would be copied first: two parameter-sized copies a step).
+            var s = state.removeValue(forKey: name) ?? rule.stateNames.map { _ in [Float](repeating: 0, count: p.count) }
             var value = p.scalars
             value.withUnsafeMutableBufferPointer { pv in
                 g.scalars.withUnsafeBufferPointer { pg in
