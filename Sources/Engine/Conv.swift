@@ -320,15 +320,29 @@ enum ConvOutputGradient {
     /// Images `first ..< first + count` ([count, O, Ho, Wo], `imageSize` = O·Ho·Wo values each) for `body`.
     @inline(__always)
     func withImages<R>(_ first: Int, _ count: Int, imageSize: Int, _ body: (UnsafePointer<Float>) -> R) -> R {
+        withScratch(scratchCount(images: count, imageSize: imageSize)) { scratch in
+            withImages(first, count, imageSize: imageSize, scratch: scratch, body)
+        }
+    }
+
+    /// The same, made values going into `scratch` (`scratchCount(images: count, …)` floats, a buffer a loop over
+    /// images allocates once).
+    @inline(__always)
+    func withImages<R>(_ first: Int, _ count: Int, imageSize: Int, scratch: UnsafeMutablePointer<Float>,
+                       _ body: (UnsafePointer<Float>) -> R) -> R {
         switch self {
         case .values(let p):
             return body(p + first * imageSize)
         case .images(let make):
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, count * imageSize))
-            defer { buffer.deallocate() }
-            make(first, count, buffer)
-            return body(buffer)
+            make(first, count, scratch)
+            return body(scratch)
         }
+    }
+
+    /// Floats of scratch `withImages` needs for `count` images: none when the values are there already.
+    func scratchCount(images count: Int, imageSize: Int) -> Int {
+        if case .images = self { return count * imageSize }
+        return 0
     }
 }
 
@@ -356,10 +370,12 @@ func convInputGradientValues(_ grad: ConvOutputGradient, _ w: Tensor, _ g: ConvG
                 withScratch(g.colRows * chunkCols) { dcols in
                     let n = count * hw
                     if hw >= perImagePlane {
-                        for b in 0..<count {
-                            grad.withImages(first + b, 1, imageSize: outImage) { pg in
-                                BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: hw, k: g.o,
-                                           a: pw, lda: g.o, b: pg, ldb: hw, c: dcols + b * hw, ldc: n)
+                        withScratch(grad.scratchCount(images: 1, imageSize: outImage)) { made in
+                            for b in 0..<count {
+                                grad.withImages(first + b, 1, imageSize: outImage, scratch: made) { pg in
+                                    BLAS.sgemm(transA: false, transB: false, m: g.colRows, n: hw, k: g.o,
+                                               a: pw, lda: g.o, b: pg, ldb: hw, c: dcols + b * hw, ldc: n)
+                                }
                             }
                         }
                     } else {
@@ -409,6 +425,8 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
             let partial = partials + group * size, biasPartial = biasPartials + group * g.o
             biasPartial.update(repeating: 0, count: g.o)
             withScratch(g.colRows * chunkCols) { cols in
+              // One image's gradient at a time, when it is made on demand (one product per image, below).
+              withScratch(hw >= perImagePlane ? grad.scratchCount(images: 1, imageSize: outImage) : 0) { made in
                 for index in (group * chunks / groups)..<((group + 1) * chunks / groups) {
                     let (first, count) = plan.range(index)
                     let n = count * hw
@@ -416,7 +434,7 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
                     im2col(px, g, first: first, count: count, cols)
                     if hw >= perImagePlane {
                         for b in 0..<count {
-                            grad.withImages(first + b, 1, imageSize: outImage) { gb in
+                            grad.withImages(first + b, 1, imageSize: outImage, scratch: made) { gb in
                                 BLAS.sgemm(transA: false, transB: true, m: g.o, n: g.colRows, k: hw,
                                            a: gb, lda: hw, b: cols + b * hw, ldb: n,
                                            beta: b == 0 ? accumulate : 1, c: partial, ldc: g.colRows)
@@ -438,6 +456,7 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
                         }
                     }
                 }
+              }
             }
         }
     }
