@@ -15,7 +15,7 @@ let package = Package(
     targets: [
         // MARK: - Public API
         // The tensor and reverse-mode autodiff engine (higher-order gradients, OpenBLAS products).
-        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL"], exclude: ["README.md"]),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL", "CWinograd"], exclude: ["README.md"]),
         // HDF5 files: a small Swift API over libhdf5.
         .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
         // Few-shot datasets on HDF5 (torchmeta layouts, MetaBench's own), episodes, the embedded dataset.
@@ -41,6 +41,11 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // oneDNN's convolutions behind the engine's NCHW buffers (the engine's optional convolution backend).
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
+        // Winograd F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels (libxsmm-dev: static libraries) and OpenBLAS
+        // (the engine's other optional convolution backend).
+        .target(name: "CWinograd", dependencies: ["COpenBLAS"], linkerSettings: [
+            .linkedLibrary("xsmm"), .linkedLibrary("openblas"), .linkedLibrary("dl"), .linkedLibrary("m"),
+        ]),
 
         // MARK: - Tests
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),

@@ -1,4 +1,4 @@
-/// 2-D convolution through im2col and OpenBLAS sgemm (or oneDNN: `Convolutions`), max-pooling, and their gradients.
+/// 2-D convolution through im2col and OpenBLAS sgemm (or oneDNN or Winograd: `Convolutions`), max-pooling, and their gradients.
 ///
 /// The convolution's two gradients are operations of their own, each differentiable in terms of the
 /// three (all three are bilinear), so convolutions support gradients of any order.
@@ -251,6 +251,7 @@ enum ConvForwardOutput {
 /// and so the same values whichever the output.
 func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
     if Convolutions.usesOneDNN(g) { return oneDNNForward(x, w, g, bias: bias, output: output) }
+    if Convolutions.usesWinograd(g) { return winogradForward(x, w, g, bias: bias, output: output) }
     let hw = g.ho * g.wo
     let chunkCols = ConvChunks(g).largest * hw
     let biasValues = bias?.scalars
@@ -354,6 +355,7 @@ private func convInputGradientValues(_ grad: Tensor, _ w: Tensor, _ g: ConvGeome
 /// The input gradient col2im(Wᵀ · g) of a convolution, g from `grad`.
 func convInputGradientValues(_ grad: ConvOutputGradient, _ w: Tensor, _ g: ConvGeometry) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNInputGradient(grad, w, g) }
+    if Convolutions.usesWinograd(g) { return winogradInputGradient(grad, w, g) }
     let hw = g.ho * g.wo
     let chunkCols = ConvChunks(g).largest * hw
     // Wᵀ [colRows, o], made once and shared by the products of every chunk or image.
@@ -406,6 +408,7 @@ private func convWeightGradientValues(_ x: Tensor, _ grad: Tensor, _ g: ConvGeom
 func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: ConvGeometry,
                               biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
+    if Convolutions.usesWinograd(g) { return winogradWeightGradient(x, grad, g, biasGradient: biasGradient) }
     let hw = g.ho * g.wo
     let plan = ConvChunks(g, summing: true), chunkCols = plan.largest * hw
     let chunks = plan.count

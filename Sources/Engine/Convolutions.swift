@@ -1,4 +1,5 @@
 import CDNNL
+import CWinograd
 import Foundation
 
 /// Which code computes the convolutions' values (forward, input gradient, weight gradient); the operations,
@@ -9,6 +10,12 @@ import Foundation
 ///   the engine's thread, inputs reordered into the layout its kernel chose and outputs back. Faster where its
 ///   kernels are (most with AVX-512: Benchmarks), but it sums in another order, so results differ from the
 ///   default's in the last bits and have stored baselines of their own only where recorded.
+/// - `winograd`: Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions of at least
+///   `winogradMinimumChannels` input and output channels on planes of at least `winogradMinimumSide` pixels a
+///   side (Conv4's layers but its first and, at 28 × 28, its last): 2.25× fewer multiplications, in LIBXSMM's
+///   JIT kernels (forward and input gradient) and OpenBLAS (the weight gradient's sums); the others on the
+///   default path. Transforms add and subtract, so its values differ from the default's by float rounding
+///   (a few times more than a direct convolution's, still ~1e-6 relative: `WinogradConvolutionTests`).
 ///
 /// Either way the work is split into chunks of images fixed by the convolution's shape and weight-gradient
 /// partials are added in a fixed order, so results do not depend on the thread count.
@@ -16,9 +23,10 @@ public enum Convolutions {
     public enum Backend: String, Sendable, CaseIterable {
         case openBLAS = "openblas"
         case oneDNN = "onednn"
+        case winograd = "winograd"
     }
 
-    /// The environment variable that selects the backend at start-up (`openblas` or `onednn`).
+    /// The environment variable that selects the backend at start-up (`openblas`, `onednn` or `winograd`).
     public static let environmentVariable = "METABENCH_CONVOLUTIONS"
 
     private static let lock = NSLock()
@@ -35,8 +43,9 @@ public enum Convolutions {
         guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return (.openBLAS, nil) }
         let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
         if let backend = Backend(rawValue: text) { return (backend, nil) }
+        let names = Backend.allCases.map(\.rawValue)
         return (.openBLAS, "\(environmentVariable)=\(raw) is not a convolution backend; use "
-                + Backend.allCases.map(\.rawValue).joined(separator: " or "))
+                + names.dropLast().joined(separator: ", ") + " or " + (names.last ?? ""))
     }
 
     /// The name of the kernel oneDNN runs for an operation (0 forward, 1 input gradient, 2 weight gradient) of
@@ -58,15 +67,20 @@ public enum Convolutions {
         _backend = backend
         lock.unlock()
         if backend == .oneDNN { _ = oneDNNConfigured }
+        if backend == .winograd { _ = winogradConfigured }
     }
 
-    /// What computes the convolutions, for provenance: "im2col + OpenBLAS" or e.g. "oneDNN 2.6.3 avx2".
+    /// What computes the convolutions, for provenance: "im2col + OpenBLAS", e.g. "oneDNN 2.6.3 avx2" or
+    /// "Winograd F(2×2, 3×3), LIBXSMM 1.17 hsw".
     public static var description: String {
         switch backend {
         case .openBLAS: return "im2col + OpenBLAS"
         case .oneDNN:
             _ = oneDNNConfigured
             return "oneDNN " + String(cString: cdnnl_description())
+        case .winograd:
+            _ = winogradConfigured
+            return "Winograd F(2×2, 3×3), " + String(cString: cwino_description())
         }
     }
 
@@ -87,6 +101,39 @@ public enum Convolutions {
         return g.n <= limit && g.c <= limit && g.h <= limit && g.w <= limit && g.o <= limit && g.kh <= limit
             && g.kw <= limit && g.stride <= limit && g.pad <= limit
     }
+
+    /// Whether the Winograd backend computes this convolution: with that backend, every 3×3, stride-1,
+    /// padding-1 convolution of at least `winogradMinimumChannels` input and output channels on planes at
+    /// least `winogradMinimumSide` on each side, with at least `winogradMinimumTiles` 2 × 2 output tiles over
+    /// all its images. Fewer channels give products too thin to gain (Conv4's first layer stays on im2col); on
+    /// smaller planes (3 × 3) the tiles' padding and transforms cost more than the multiplications saved, and
+    /// so do the per-image products and sums of a few small planes (7 × 7 gains from about 16 images, 14 × 14
+    /// from 2: `Benchmarks/ConvCandidates … winograd`, README). A function of the shape only.
+    @inline(__always)
+    static func usesWinograd(_ g: ConvGeometry) -> Bool {
+        backend == .winograd && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1
+            && g.c >= winogradMinimumChannels && g.o >= winogradMinimumChannels
+            && g.h >= winogradMinimumSide && g.w >= winogradMinimumSide && fitsInt32(g)
+            && g.n * ((g.h + 1) / 2) * ((g.w + 1) / 2) >= winogradMinimumTiles
+    }
+
+    /// Input and output channels from which the Winograd backend runs a convolution. Tests lower it.
+    nonisolated(unsafe) static var winogradMinimumChannels = 8
+
+    /// Plane sides from which the Winograd backend runs a convolution. Tests lower it, and the benchmark that
+    /// chose it (`Benchmarks/ConvCandidates … winograd`); set it before work starts, not during.
+    nonisolated(unsafe) public static var winogradMinimumSide = 6
+
+    /// Output tiles (over all images) from which the Winograd backend runs a convolution: five images of
+    /// 14 × 14 (a MAML support set), fifteen of 7 × 7. Tests and the benchmark lower it, as the side.
+    nonisolated(unsafe) public static var winogradMinimumTiles = 240
+
+    /// LIBXSMM's instruction set follows OpenBLAS's kernel family, as oneDNN's does. Set once, before its first
+    /// kernel.
+    static let winogradConfigured: Bool = {
+        let avx512 = BLAS.requiredFlag(forKernels: BLAS.coreName) == "avx512f"
+        return cwino_configure(avx512 ? 1 : 0) == 0
+    }()
 
     /// Input channels from which the oneDNN backend runs a convolution (one AVX2 block of channels). Tests lower
     /// it to put every convolution of their small cases through oneDNN.

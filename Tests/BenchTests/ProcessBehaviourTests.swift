@@ -78,7 +78,7 @@ final class ProcessBehaviourTests: XCTestCase {
                                        scratch: folder)
         XCTAssertEqual(bad.summary, "exit 1", bad.standardError)
         XCTAssertEqual(bad.standardError,
-                       "Error: METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas or onednn\n")
+                       "Error: METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas, onednn or winograd\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: output.path + "/cells"))
         let cell = output.appendingPathComponent("cells/protonet-5w1s-seed0.json")
         for (value, recorded) in [("onednn", true), ("", false)] {

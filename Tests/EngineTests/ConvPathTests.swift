@@ -15,6 +15,8 @@ final class ConvPathTests: XCTestCase {
         Case(x: [40, 8, 17, 17], w: [4, 8, 3, 3], stride: 2, pad: 1, why: "strided, several images per chunk"),
         Case(x: [80, 1, 28, 28], w: [64, 1, 3, 3], stride: 1, pad: 1,
              why: "Conv4's first layer on a 5w1s q15 episode: 8 even chunks forward, the budget's 74 + 6 summing"),
+        Case(x: [3, 5, 7, 9], w: [6, 5, 3, 3], stride: 1, pad: 1, why: "odd plane sides (Winograd's half tiles)"),
+        Case(x: [2, 4, 21, 37], w: [3, 4, 3, 3], stride: 1, pad: 1, why: "19 tiles a row (Winograd's vectors of 8 tiles)"),
     ]
 
     func testLargePlanesAndManyChunksMatchDoubleLoops() { Self.checkAgainstDoubleLoops() }

@@ -120,6 +120,6 @@ final class OneDNNConvolutionTests: XCTestCase {
         XCTAssertNil(Convolutions.parse("onednn").error)
         let bad = Convolutions.parse("mkl")
         XCTAssertEqual(bad.backend, .openBLAS)
-        XCTAssertEqual(bad.error, "METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas or onednn")
+        XCTAssertEqual(bad.error, "METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas, onednn or winograd")
     }
 }

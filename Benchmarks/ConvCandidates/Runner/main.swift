@@ -44,6 +44,51 @@ var rng = SeededGenerator(seed: 7)
 func random(_ count: Int) -> [Float] { (0..<count).map { _ in rng.nextUnitFloat() - 0.5 } }
 func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
 
+// `ConvCandidates <threads> <batches> winograd`: the engine's convolutions with its default backend (im2col +
+// OpenBLAS) and with its Winograd backend (`Convolutions.winograd`, thresholds lowered so that every 3×3 layer
+// with 64 input channels takes it, whatever its plane and images), alternating in five rounds: per layer the medians of the
+// rounds' medians, forward and forward + backward (both gradients, as in a training step; the seed's product and
+// sum included on both sides).
+if arguments.count > 2 && arguments[2] == "winograd" {
+    Convolutions.winogradMinimumSide = 1
+    Convolutions.winogradMinimumTiles = 0
+    print("batch  layer (c×h×w → o) | im2col fwd  fwd+bwd | Winograd fwd  fwd+bwd | ratio fwd  fwd+bwd | max |Δ| values ∂x ∂w")
+    for batch in batches {
+        var sums = [Double](repeating: 0, count: 4)
+        for (c, side) in [(64, 14), (64, 7), (64, 3)] {
+            let o = 64
+            let x = Tensor(shape: [batch, c, side, side], scalars: random(batch * c * side * side), requiresGrad: true)
+            let w = Tensor(shape: [o, c, 3, 3], scalars: random(o * c * 9), requiresGrad: true)
+            let r = Tensor(shape: [batch, o, side, side], scalars: random(batch * o * side * side))
+            func values() -> [[Float]] {
+                let y = Tensor.conv2d(x, weight: w, padding: 1)
+                return [y.scalars] + gradients(of: (y * r).sum(), wrt: [x, w]).map(\.scalars)
+            }
+            var rounds: [[Double]] = [[], [], [], []]
+            for _ in 0..<5 {
+                for (k, backend) in [Convolutions.Backend.openBLAS, .winograd].enumerated() {
+                    Convolutions.use(backend)
+                    rounds[2 * k].append(median { _ = withoutGradients { Tensor.conv2d(x, weight: w, padding: 1) } })
+                    rounds[2 * k + 1].append(median { _ = gradients(of: (Tensor.conv2d(x, weight: w, padding: 1) * r).sum(), wrt: [x, w]) })
+                }
+            }
+            Convolutions.use(.openBLAS)
+            let reference = values()
+            Convolutions.use(.winograd)
+            let winograd = values()
+            Convolutions.use(.openBLAS)
+            let t = rounds.map { $0.sorted()[2] }
+            for k in 0..<4 { sums[k] += t[k] }
+            let differences = zip(winograd, reference).map { String(format: "%.1e", maxDifference($0, $1)) }
+            print(String(format: "%5d  %2d×%2d×%2d → %2d     | %7.2f %8.2f | %9.2f %8.2f | %6.2f× %6.2f× | ", batch, c, side,
+                         side, o, t[0], t[1], t[2], t[3], t[0] / t[2], t[1] / t[3]) + differences.joined(separator: " "))
+        }
+        print(String(format: "%5d  sum of the three     | %7.2f %8.2f | %9.2f %8.2f | %6.2f× %6.2f×", batch, sums[0], sums[1],
+                     sums[2], sums[3], sums[0] / sums[2], sums[1] / sums[3]))
+    }
+    exit(0)
+}
+
 /// Sums over the layers of one batch: engine, oneDNN NCHW, oneDNN blocked (its NCHW weight gradient where that is
 /// faster, as in a network that would choose per layer), LIBXSMM, oneDNN drop-in (per operation the faster of its
 /// NCHW kernel and its blocked one with the reorders counted).

@@ -1,0 +1,138 @@
+import XCTest
+@testable import Engine
+
+/// The Winograd convolution backend: the convolution checks of the default backend run again with it selected
+/// (finite differences of first and second order, the MAML meta-gradient, Double loops on many chunks and odd
+/// plane sizes, the same bits on any thread count, the fused evaluation block), and it agrees with the default
+/// backend on a Conv4 network to float rounding.
+final class WinogradConvolutionTests: XCTestCase {
+    private var saved: Convolutions.Backend = .openBLAS
+    private var savedChannels = Convolutions.winogradMinimumChannels
+    private var savedSide = Convolutions.winogradMinimumSide
+    private var savedTiles = Convolutions.winogradMinimumTiles
+
+    /// Winograd for every 3×3, stride-1, padding-1 convolution, including the small cases the checks below are
+    /// made of (the backend leaves thin and small ones to im2col by default: `testOnlyEligibleConvolutionsUseWinograd`).
+    override func setUp() {
+        super.setUp()
+        saved = Convolutions.backend
+        savedChannels = Convolutions.winogradMinimumChannels
+        savedSide = Convolutions.winogradMinimumSide
+        savedTiles = Convolutions.winogradMinimumTiles
+        Convolutions.use(.winograd)
+        Convolutions.winogradMinimumChannels = 1
+        Convolutions.winogradMinimumSide = 1
+        Convolutions.winogradMinimumTiles = 0
+    }
+
+    override func tearDown() {
+        Convolutions.use(saved)
+        Convolutions.winogradMinimumChannels = savedChannels
+        Convolutions.winogradMinimumSide = savedSide
+        Convolutions.winogradMinimumTiles = savedTiles
+        super.tearDown()
+    }
+
+    /// With the default thresholds, Conv4's first layer (one input channel), its 3 × 3 layer, a few small planes,
+    /// other kernel sizes, strides and paddings keep the default backend's bits; its 14 × 14 layer (from 5
+    /// images) and 7 × 7 layer (from 15) get Winograd's.
+    func testOnlyEligibleConvolutionsUseWinograd() {
+        Convolutions.winogradMinimumChannels = savedChannels
+        Convolutions.winogradMinimumSide = savedSide
+        Convolutions.winogradMinimumTiles = savedTiles
+        var rng = SeededRNG(seed: 403)
+        let cases: [(n: Int, c: Int, o: Int, side: Int, kernel: Int, stride: Int, pad: Int, winograd: Bool)] = [
+            (5, 1, 16, 28, 3, 1, 1, false), (5, 7, 16, 14, 3, 1, 1, false), (5, 16, 7, 14, 3, 1, 1, false),
+            (80, 64, 64, 3, 3, 1, 1, false), (30, 64, 64, 5, 3, 1, 1, false), (20, 16, 16, 14, 3, 2, 1, false),
+            (5, 16, 16, 14, 3, 1, 0, false), (5, 16, 16, 14, 5, 1, 2, false),
+            (4, 64, 64, 14, 3, 1, 1, false), (14, 16, 16, 7, 3, 1, 1, false),
+            (27, 8, 8, 6, 3, 1, 1, true), (15, 64, 64, 7, 3, 1, 1, true), (5, 64, 64, 14, 3, 1, 1, true),
+        ]
+        for c in cases {
+            let x = rng.tensor([c.n, c.c, c.side, c.side]).asParameter(), w = rng.tensor([c.o, c.c, c.kernel, c.kernel]).asParameter()
+            let r = rng.tensor(Tensor.conv2d(x, weight: w, stride: c.stride, padding: c.pad).shape)
+            func run() -> [[UInt32]] {
+                let y = Tensor.conv2d(x, weight: w, stride: c.stride, padding: c.pad)
+                return ([y] + gradients(of: (y * r).sum(), wrt: [x, w])).map { $0.scalars.map(\.bitPattern) }
+            }
+            let winograd = run()
+            Convolutions.use(.openBLAS)
+            let blas = run()
+            Convolutions.use(.winograd)
+            for (k, label) in ["values", "∂x", "∂w"].enumerated() {
+                XCTAssertEqual(winograd[k] != blas[k], c.winograd, "\(c): \(label)")
+            }
+        }
+    }
+
+    func testFirstOrderGradientsMatchFiniteDifferences() { FirstOrderGradientTests.checkConv2dGradients() }
+
+    func testSecondOrderGradientsMatchFiniteDifferences() { SecondOrderGradientTests.checkConv2dSecondOrder() }
+
+    func testConvNetSecondOrderMatchesFiniteDifferences() { SecondOrderGradientTests.checkConvNetCompositionSecondOrder() }
+
+    func testMAMLMetaGradientMatchesFiniteDifferences() { MAMLMetaGradientTests.checkSecondOrderMetaGradient() }
+
+    func testManyChunksMatchDoubleLoops() { ConvPathTests.checkAgainstDoubleLoops() }
+
+    func testSameBitsOnAnyThreadCount() { ConvPathTests.checkSameBitsOnAnyThreadCount() }
+
+    func testFusedEvaluationBlockEqualsConvThenTail() { FusedInferenceBlockTests.checkConvBlockEqualsConvThenTail() }
+
+    func testFusedEvaluationBlockRecordedIsTheComposite() { FusedInferenceBlockTests.checkConvBlockRecordedIsTheComposite() }
+
+    /// The backend really is in use and names its kernels, whose instruction set follows OpenBLAS's kernel family:
+    /// AVX-512 only under SkylakeX.
+    func testItIsWinogradThatRuns() {
+        XCTAssertEqual(Convolutions.backend, .winograd)
+        XCTAssertTrue(Convolutions.description.hasPrefix("Winograd F(2×2, 3×3), LIBXSMM 1."), Convolutions.description)
+        let avx512 = BLAS.requiredFlag(forKernels: BLAS.coreName) == "avx512f"
+        XCTAssertTrue(Convolutions.description.hasSuffix(avx512 ? " skx" : " hsw"), Convolutions.description)
+    }
+
+    /// A Conv4 network's values and every gradient (training mode, as a ProtoNet or MAML step) with Winograd
+    /// against the default backend, with the default thresholds (its 14 × 14 and 7 × 7 layers on Winograd): equal
+    /// to float rounding, and not bit for bit (so the backend switch is real).
+    func testConv4AgreesWithOpenBLAS() {
+        Convolutions.winogradMinimumChannels = savedChannels
+        Convolutions.winogradMinimumSide = savedSide
+        Convolutions.winogradMinimumTiles = savedTiles
+        var rng = SeededRNG(seed: 404)
+        let x = rng.tensor([20, 1, 28, 28], 0, 1)
+        var weights: [Tensor] = []
+        var c = 1
+        for _ in 0..<4 {
+            weights.append(rng.tensor([64, c, 3, 3], -0.3, 0.3).asParameter())
+            weights.append(rng.tensor([64], -0.1, 0.1).asParameter())
+            c = 64
+        }
+        func run() -> [[Float]] {
+            var h = x
+            for layer in 0..<4 {
+                h = Tensor.conv2d(h, weight: weights[2 * layer], bias: weights[2 * layer + 1], padding: 1).relu().maxPool2d(2)
+            }
+            let r = reductionWeights(h.shape, seed: 3)
+            return [h.scalars] + gradients(of: (h * r).sum(), wrt: weights).map(\.scalars)
+        }
+        let winograd = run()
+        Convolutions.use(.openBLAS)
+        let blas = run()
+        Convolutions.use(.winograd)
+        var identical = true
+        for (k, (a, b)) in zip(winograd, blas).enumerated() {
+            let scale = b.map { abs($0) }.max() ?? 0
+            XCTAssertGreaterThan(scale, 0, "output \(k)")
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "output \(k): largest difference \(worst) against scale \(scale)")
+            if a.map(\.bitPattern) != b.map(\.bitPattern) { identical = false }
+        }
+        XCTAssertFalse(identical, "Winograd gave the default backend's bits to the last one: is it running?")
+    }
+
+    /// `METABENCH_CONVOLUTIONS=winograd` (any case, spaces around) selects it.
+    func testEnvironmentValue() {
+        XCTAssertEqual(Convolutions.parse("winograd").backend, .winograd)
+        XCTAssertEqual(Convolutions.parse(" Winograd ").backend, .winograd)
+        XCTAssertNil(Convolutions.parse("winograd").error)
+    }
+}
