@@ -164,11 +164,7 @@ static inline __attribute__((always_inline)) void transform_output_gradient(cons
 TRANSFORMS(avx2, __attribute__((target("avx2"))))
 TRANSFORMS(base, )
 
-static int has_avx2(void) {
-    static int known = -1;
-    if (known < 0) known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known;
-}
+static inline int has_avx2(void) { return __builtin_cpu_supports("avx2"); }
 
 static void inputs(const layout_t *l, const float *x) { if (has_avx2()) inputs_avx2(l, x); else inputs_base(l, x); }
 static void outputs(const layout_t *l, float *y, const float *bias) { if (has_avx2()) outputs_avx2(l, y, bias); else outputs_base(l, y, bias); }
