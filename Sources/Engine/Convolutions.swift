@@ -12,9 +12,9 @@ import Foundation
 ///   default's in the last bits and have stored baselines of their own only where recorded.
 /// - `winograd`: Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions of at least
 ///   `winogradMinimumChannels` input and output channels on planes of at least `winogradMinimumSide` pixels a
-///   side (Conv4's layers but its first and, at 28 × 28, its last): 2.25× fewer multiplications, in LIBXSMM's
-///   JIT kernels (forward and input gradient) and OpenBLAS (the weight gradient's sums); the others on the
-///   default path. Transforms add and subtract, so its values differ from the default's by float rounding
+///   side, over enough images (`usesWinograd`; Conv4's layers but its first and, at 28 × 28, its last): 2.25×
+///   fewer multiplications, in LIBXSMM's JIT kernels (forward and input gradient) and OpenBLAS (the weight
+///   gradient's sums); the others on the default path. Transforms add and subtract, so its values differ from the default's by float rounding
 ///   (a few times more than a direct convolution's, still ~1e-6 relative: `WinogradConvolutionTests`).
 ///
 /// Either way the work is split into chunks of images fixed by the convolution's shape and weight-gradient
