@@ -77,8 +77,12 @@ final class OneDNNConvolutionTests: XCTestCase {
 
     /// A Conv4 network's values and every gradient (training mode, as a ProtoNet or MAML step) with oneDNN
     /// against the default backend: equal to float rounding, and not bit for bit (so the backend switch is real).
-    func testConv4AgreesWithOpenBLAS() {
-        var rng = SeededRNG(seed: 401)
+    func testConv4AgreesWithOpenBLAS() { Self.checkConv4AgreesWithOpenBLAS(.oneDNN, seed: 401) }
+
+    /// A Conv4 network (20 images of 28 × 28, training mode) run with `backend` (selected when called) and with
+    /// the default one: values and every gradient within 1e-4 of each output's scale, and not all bit for bit.
+    static func checkConv4AgreesWithOpenBLAS(_ backend: Convolutions.Backend, seed: UInt64) {
+        var rng = SeededRNG(seed: seed)
         let x = rng.tensor([20, 1, 28, 28], 0, 1)
         var weights: [Tensor] = []
         var c = 1
@@ -95,19 +99,19 @@ final class OneDNNConvolutionTests: XCTestCase {
             let r = reductionWeights(h.shape, seed: 3)
             return [h.scalars] + gradients(of: (h * r).sum(), wrt: weights).map(\.scalars)
         }
-        let dnnl = run()
+        let other = run()
         Convolutions.use(.openBLAS)
         let blas = run()
-        Convolutions.use(.oneDNN)
+        Convolutions.use(backend)
         var identical = true
-        for (k, (a, b)) in zip(dnnl, blas).enumerated() {
+        for (k, (a, b)) in zip(other, blas).enumerated() {
             let scale = b.map { abs($0) }.max() ?? 0
             XCTAssertGreaterThan(scale, 0, "output \(k)")
             let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "output \(k): largest difference \(worst) against scale \(scale)")
             if a.map(\.bitPattern) != b.map(\.bitPattern) { identical = false }
         }
-        XCTAssertFalse(identical, "oneDNN gave the default backend's bits to the last one: is it running?")
+        XCTAssertFalse(identical, "\(backend) gave the default backend's bits to the last one: is it running?")
     }
 
     /// `METABENCH_CONVOLUTIONS`: the two names (any case, spaces around), empty or unset for the default, and a

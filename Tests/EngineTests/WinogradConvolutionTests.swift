@@ -97,36 +97,7 @@ final class WinogradConvolutionTests: XCTestCase {
         Convolutions.winogradMinimumChannels = savedChannels
         Convolutions.winogradMinimumSide = savedSide
         Convolutions.winogradMinimumTiles = savedTiles
-        var rng = SeededRNG(seed: 404)
-        let x = rng.tensor([20, 1, 28, 28], 0, 1)
-        var weights: [Tensor] = []
-        var c = 1
-        for _ in 0..<4 {
-            weights.append(rng.tensor([64, c, 3, 3], -0.3, 0.3).asParameter())
-            weights.append(rng.tensor([64], -0.1, 0.1).asParameter())
-            c = 64
-        }
-        func run() -> [[Float]] {
-            var h = x
-            for layer in 0..<4 {
-                h = Tensor.conv2d(h, weight: weights[2 * layer], bias: weights[2 * layer + 1], padding: 1).relu().maxPool2d(2)
-            }
-            let r = reductionWeights(h.shape, seed: 3)
-            return [h.scalars] + gradients(of: (h * r).sum(), wrt: weights).map(\.scalars)
-        }
-        let winograd = run()
-        Convolutions.use(.openBLAS)
-        let blas = run()
-        Convolutions.use(.winograd)
-        var identical = true
-        for (k, (a, b)) in zip(winograd, blas).enumerated() {
-            let scale = b.map { abs($0) }.max() ?? 0
-            XCTAssertGreaterThan(scale, 0, "output \(k)")
-            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "output \(k): largest difference \(worst) against scale \(scale)")
-            if a.map(\.bitPattern) != b.map(\.bitPattern) { identical = false }
-        }
-        XCTAssertFalse(identical, "Winograd gave the default backend's bits to the last one: is it running?")
+        OneDNNConvolutionTests.checkConv4AgreesWithOpenBLAS(.winograd, seed: 404)
     }
 
     /// `METABENCH_CONVOLUTIONS=winograd` (any case, spaces around) selects it.
