@@ -5,17 +5,21 @@ import Foundation
 /// Which code computes the convolutions' values (forward, input gradient, weight gradient); the operations,
 /// their graphs and their gradients of any order are the same whichever it is.
 ///
-/// - `openBLAS` (the default): im2col + OpenBLAS sgemm, in `Conv.swift`.
+/// The default (`METABENCH_CONVOLUTIONS` unset) follows OpenBLAS's kernel family, where measured
+/// (`defaultBackend(forKernels:)`): `winograd` with the AVX2 families (Haswell, Zen), `openBLAS` elsewhere.
+///
+/// - `openBLAS`: im2col + OpenBLAS sgemm, in `Conv.swift`.
 /// - `oneDNN`: Debian's oneDNN direct convolutions behind the same NCHW buffers, each call single-threaded on
 ///   the engine's thread, inputs reordered into the layout its kernel chose and outputs back. Faster where its
-///   kernels are (most with AVX-512: Benchmarks), but it sums in another order, so results differ from the
-///   default's in the last bits and have stored baselines of their own only where recorded.
+///   kernels are (most with AVX-512: Benchmarks), but it sums in another order, so results differ from
+///   im2col's in the last bits and have stored baselines of their own only where recorded.
 /// - `winograd`: Winograd F(2×2, 3×3) for the 3×3, stride-1, padding-1 convolutions of at least
 ///   `winogradMinimumChannels` input and output channels on planes of at least `winogradMinimumSide` pixels a
 ///   side, over enough images (`usesWinograd`; Conv4's layers but its first and, at 28 × 28, its last): 2.25×
 ///   fewer multiplications, in LIBXSMM's JIT kernels (forward and input gradient) and OpenBLAS (the weight
-///   gradient's sums); the others on the default path. Transforms add and subtract, so its values differ from the default's by float rounding
-///   (a few times more than a direct convolution's, still ~1e-6 relative: `WinogradConvolutionTests`).
+///   gradient's sums); the others on im2col + OpenBLAS. Transforms add and subtract, so its values differ from
+///   im2col's by float rounding (a few times more than a direct convolution's, still ~1e-6 relative:
+///   `WinogradConvolutionTests`); its own stored baselines record them.
 ///
 /// Either way the work is split into chunks of images fixed by the convolution's shape and weight-gradient
 /// partials are added in a fixed order, so results do not depend on the thread count.
@@ -30,22 +34,35 @@ public enum Convolutions {
     public static let environmentVariable = "METABENCH_CONVOLUTIONS"
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var _backend: Backend = fromEnvironment.backend
+    nonisolated(unsafe) private static var _backend: Backend =
+        fromEnvironment.backend ?? defaultBackend(forKernels: BLAS.coreName)
 
-    /// The backend named by `METABENCH_CONVOLUTIONS` (the default when unset or empty), and a message when
-    /// the variable holds something else (the default is used then; `bench` stops with the message).
-    public static let fromEnvironment: (backend: Backend, error: String?) =
+    /// The backend named by `METABENCH_CONVOLUTIONS` (nil when unset or empty: `defaultBackend(forKernels:)`),
+    /// and a message when the variable holds something else (the default is used then; `bench` stops with the
+    /// message).
+    public static let fromEnvironment: (backend: Backend?, error: String?) =
         parse(getenv(environmentVariable).map { String(cString: $0) })
 
-    /// The backend a value of `METABENCH_CONVOLUTIONS` names (any case; unset or empty: the default), with a
-    /// message when it names none.
-    static func parse(_ raw: String?) -> (backend: Backend, error: String?) {
-        guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return (.openBLAS, nil) }
+    /// The backend a value of `METABENCH_CONVOLUTIONS` names (any case; unset or empty: nil, the default), with
+    /// a message when it names none.
+    static func parse(_ raw: String?) -> (backend: Backend?, error: String?) {
+        guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return (nil, nil) }
         let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
         if let backend = Backend(rawValue: text) { return (backend, nil) }
         let names = Backend.allCases.map(\.rawValue)
-        return (.openBLAS, "\(environmentVariable)=\(raw) is not a convolution backend; use "
+        return (nil, "\(environmentVariable)=\(raw) is not a convolution backend; use "
                 + names.dropLast().joined(separator: ", ") + " or " + (names.last ?? ""))
+    }
+
+    /// The backend used when `METABENCH_CONVOLUTIONS` is unset, for an OpenBLAS kernel family: the fastest one
+    /// measured with those kernels. Winograd with the AVX2 families (Haswell, Zen): every Conv4 training step
+    /// 1.24–1.34× faster than im2col + OpenBLAS, a whole suite 1.34× (README, "Winograd convolutions").
+    /// im2col + OpenBLAS elsewhere: with AVX-512 (SkylakeX and later) OpenBLAS's products run twice as fast
+    /// while Winograd's transforms do not, and Winograd has not been measured there; families without AVX2 have
+    /// not been measured either. A function of the kernel family only, so two machines with the same kernels
+    /// compute the same bits.
+    public static func defaultBackend(forKernels name: String) -> Backend {
+        BLAS.requiredFlag(forKernels: name) == "avx2" ? .winograd : .openBLAS
     }
 
     /// The name of the kernel oneDNN runs for an operation (0 forward, 1 input gradient, 2 weight gradient) of
@@ -88,14 +105,14 @@ public enum Convolutions {
     /// least `oneDNNMinimumChannels` channels. Below that (Conv4's first layer on grey or RGB images) its
     /// blocked kernels have no channel block to vectorise over: its weight gradient there ran 3× slower than
     /// im2col + OpenBLAS and its forward pass no faster once its output is reordered back (Benchmarks), so
-    /// those convolutions stay on the default path. A function of the shape only, as every split here.
+    /// those convolutions stay on im2col + OpenBLAS. A function of the shape only, as every split here.
     @inline(__always)
     static func usesOneDNN(_ g: ConvGeometry) -> Bool {
         g.c >= oneDNNMinimumChannels && backend == .oneDNN && fitsInt32(g)
     }
 
     /// Every size fits the C shim's 32-bit fields with room for its `h + 2·pad` (a dimension beyond 2²⁹ stays on
-    /// the default path).
+    /// im2col + OpenBLAS).
     private static func fitsInt32(_ g: ConvGeometry) -> Bool {
         let limit = Int(Int32.max) / 4
         return g.n <= limit && g.c <= limit && g.h <= limit && g.w <= limit && g.o <= limit && g.kh <= limit

@@ -2,7 +2,7 @@ import Engine
 import Foundation
 
 /// What produced a cell's numbers: the code (commit, whether its sources had uncommitted changes), the
-/// compiler, the OpenBLAS kernels (and oneDNN's, when it computed the convolutions), the machine and when. Stored in each cell; never rewritten when the cell
+/// compiler, the OpenBLAS kernels (and the convolutions' backend when not im2col), the machine and when. Stored in each cell; never rewritten when the cell
 /// is reused.
 public struct Provenance: Sendable, Codable, Hashable {
     public var metabench: String
@@ -14,8 +14,9 @@ public struct Provenance: Sendable, Codable, Hashable {
     public var openblasVersion: String
     /// The OpenBLAS kernel family (e.g. "Haswell", "SkylakeX"): it changes the last bits of results.
     public var openblasKernels: String
-    /// What computed the convolutions when it was not the default im2col + OpenBLAS (e.g. "oneDNN 2.6.3 avx2",
-    /// `METABENCH_CONVOLUTIONS=onednn`); nil for the default, so cells made with it read as before.
+    /// What computed the convolutions when it was not im2col + OpenBLAS (e.g. "Winograd F(2×2, 3×3), LIBXSMM 1.17
+    /// hsw", the default with the AVX2 kernel families, or "oneDNN 2.6.3 avx2"); nil for im2col + OpenBLAS (the
+    /// only backend before 2026-12), so cells made with it read as before.
     public var convolutions: String?
     public var cpuModel: String
     public var coreCount: Int

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import XCTest
 
@@ -69,7 +70,8 @@ final class ProcessBehaviourTests: XCTestCase {
     }
 
     /// An unknown `METABENCH_CONVOLUTIONS` stops `bench run` before any work, naming the variable, the value and
-    /// the choices; `onednn` runs a cell whose provenance names oneDNN, and the default's cells do not.
+    /// the choices; `onednn` and `winograd` run a cell whose provenance names the backend, `openblas` one whose
+    /// provenance names none, and unset (empty) the kernel family's default: Winograd with the AVX2 families.
     func testConvolutionBackendFromTheEnvironment() throws {
         let folder = try scratchFolder("process")
         let output = folder.appendingPathComponent("out")
@@ -81,13 +83,17 @@ final class ProcessBehaviourTests: XCTestCase {
                        "Error: METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas, onednn or winograd\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: output.path + "/cells"))
         let cell = output.appendingPathComponent("cells/protonet-5w1s-seed0.json")
-        for (value, recorded) in [("onednn", true), ("", false)] {
+        let oneDNN = "\"convolutions\" : \"oneDNN 2.", winograd = "\"convolutions\" : \"Winograd F(2×2, 3×3), LIBXSMM 1."
+        // The child runs with this process's environment, so with its kernels.
+        let byDefault = Convolutions.defaultBackend(forKernels: BLAS.coreName) == .winograd ? winograd : nil
+        for (value, recorded) in [("onednn", oneDNN), ("winograd", winograd), ("openblas", nil), ("", byDefault)] {
             try? FileManager.default.removeItem(at: output)
             let run = try BenchProcess.run(arguments, environment: ["METABENCH_CONVOLUTIONS": value], timeLimit: 300,
                                            scratch: folder)
             XCTAssertEqual(run.summary, "exit 0", run.standardError)
             let text = try String(contentsOf: cell, encoding: .utf8)
-            XCTAssertEqual(text.contains("\"convolutions\" : \"oneDNN 2."), recorded, "METABENCH_CONVOLUTIONS=\(value)")
+            XCTAssertEqual(text.contains("\"convolutions\" : "), recorded != nil, "METABENCH_CONVOLUTIONS=\(value)")
+            if let recorded { XCTAssertTrue(text.contains(recorded), "METABENCH_CONVOLUTIONS=\(value): \(text)") }
         }
     }
 

@@ -1,10 +1,12 @@
 import Foundation
 import XCTest
 
-/// The README's two commands, in both orders, under every OpenBLAS kernel setting the project supports:
-/// `bench --suite smoke` (the main job) reuses the shipped cells and leaves every shipped file as it was, and
-/// the smoke regression check (`bench check --suite smoke`, what the test command's smoke test does) reproduces
-/// every stored cell exactly, against the shipped results or the per-kernel baseline.
+/// The README's two commands, in both orders, under every OpenBLAS kernel setting the project supports, with the
+/// default convolution backend and with im2col + OpenBLAS (`METABENCH_CONVOLUTIONS=openblas`, the default of the
+/// AVX-512 kernels, so that its baselines are checked on every machine): `bench --suite smoke` (the main job)
+/// reuses the shipped cells and leaves every shipped file as it was, and the smoke regression check (`bench check
+/// --suite smoke`, what the test command's smoke test does) reproduces every stored cell exactly, against the
+/// shipped results or the baseline of those numerics.
 final class ReadmeCommandsTests: XCTestCase {
     static let root = BenchOutputTests.packageRoot
 
@@ -30,13 +32,15 @@ final class ReadmeCommandsTests: XCTestCase {
         return out
     }
 
-    private func bench(_ arguments: [String], in folder: URL, coretype: String?) throws -> (status: Int32, output: String) {
+    private func bench(_ arguments: [String], in folder: URL, coretype: String?,
+                       convolutions: String?) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = BenchOutputTests.benchExecutable
         process.arguments = arguments
         process.currentDirectoryURL = folder
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_CORETYPE"] = coretype
+        environment["METABENCH_CONVOLUTIONS"] = convolutions
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -52,18 +56,20 @@ final class ReadmeCommandsTests: XCTestCase {
         return text.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").contains("avx512f") ?? false
     }
 
-    /// nil: the variable unset (MetaBench picks SkylakeX on AVX-512 CPUs, else OpenBLAS detects the CPU).
-    private func checkCommands(coretype: String?, threads: String? = nil, expectWarning: Bool = false) throws {
+    /// `coretype` nil: the variable unset (MetaBench picks SkylakeX on AVX-512 CPUs, else OpenBLAS detects the
+    /// CPU); `convolutions` nil: unset, the kernel family's default backend.
+    private func checkCommands(coretype: String?, convolutions: String? = nil, threads: String? = nil,
+                               expectWarning: Bool = false) throws {
         guard FileManager.default.isExecutableFile(atPath: BenchOutputTests.benchExecutable.path) else {
             return XCTFail("bench was not built beside the tests: \(BenchOutputTests.benchExecutable.path)")
         }
-        let setting = "OPENBLAS_CORETYPE=\(coretype ?? "(unset)")"
+        let setting = "OPENBLAS_CORETYPE=\(coretype ?? "(unset)")" + (convolutions.map { " METABENCH_CONVOLUTIONS=\($0)" } ?? "")
         let folder = try workspace()
         let shipped = try contents(folder.appendingPathComponent("results/smoke"))
         XCTAssertFalse(shipped.isEmpty)
 
         func runMain(_ when: String) throws {
-            let run = try bench(["--suite", "smoke"], in: folder, coretype: coretype)
+            let run = try bench(["--suite", "smoke"], in: folder, coretype: coretype, convolutions: convolutions)
             XCTAssertEqual(run.status, 0, "\(setting), main command \(when): \(run.output)")
             XCTAssertTrue(run.output.contains("0 cells trained, 7 reused"), "\(setting), \(when): \(run.output)")
             let now = try contents(folder.appendingPathComponent("results/smoke"))
@@ -75,9 +81,9 @@ final class ReadmeCommandsTests: XCTestCase {
 
         try runMain("first")
         let check = try bench(["check", "--suite", "smoke"] + (threads.map { ["--threads", $0] } ?? []), in: folder,
-                              coretype: coretype)
+                              coretype: coretype, convolutions: convolutions)
         if let numerics = Self.missingBaseline(check.output) {
-            throw XCTSkip("\(setting): no stored smoke results were made with \(numerics) (this machine's numerics), so the exact check cannot run here; record a baseline on this machine with `OPENBLAS_CORETYPE=… bench run --suite smoke --fresh --output results/smoke/baselines/<kernels>` and commit it")
+            throw XCTSkip("\(setting): no stored smoke results were made with \(numerics) (this machine's numerics), so the exact check cannot run here; record a baseline on this machine with `OPENBLAS_CORETYPE=… METABENCH_CONVOLUTIONS=… bench run --suite smoke --fresh --output results/smoke/baselines/<kernels>-<backend>` and commit it")
         }
         XCTAssertEqual(check.output.contains("warning: OPENBLAS_CORETYPE=\(coretype ?? "")"), expectWarning, check.output)
         XCTAssertEqual(check.status, 0, "\(setting): \(check.output)")
@@ -99,6 +105,14 @@ final class ReadmeCommandsTests: XCTestCase {
 
     /// One thread here: results do not depend on the thread count (the shipped cells used two).
     func testReadmeCommandsWithHaswellKernels() throws { try checkCommands(coretype: "Haswell", threads: "1") }
+
+    func testReadmeCommandsWithKernelsUnsetAndIm2col() throws {
+        try checkCommands(coretype: nil, convolutions: "openblas")
+    }
+
+    func testReadmeCommandsWithHaswellKernelsAndIm2col() throws {
+        try checkCommands(coretype: "Haswell", convolutions: "openblas", threads: "1")
+    }
 
     /// On a CPU without AVX-512, OpenBLAS would die of an illegal instruction with these kernels: MetaBench warns
     /// and uses the kernels OpenBLAS detects, so both commands still pass.

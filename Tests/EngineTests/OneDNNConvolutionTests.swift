@@ -114,16 +114,19 @@ final class OneDNNConvolutionTests: XCTestCase {
         XCTAssertFalse(identical, "\(backend) gave the default backend's bits to the last one: is it running?")
     }
 
-    /// `METABENCH_CONVOLUTIONS`: the two names (any case, spaces around), empty or unset for the default, and a
-    /// message naming the variable, the value and the choices otherwise.
+    /// `METABENCH_CONVOLUTIONS`: the names (any case, spaces around), empty or unset for the default (nil: the
+    /// kernel family's, `defaultBackend(forKernels:)`), and a message naming the variable, the value and the
+    /// choices otherwise.
     func testEnvironmentValues() {
-        XCTAssertEqual(Convolutions.parse(nil).backend, .openBLAS)
-        XCTAssertEqual(Convolutions.parse("").backend, .openBLAS)
+        XCTAssertNil(Convolutions.parse(nil).backend)
+        XCTAssertNil(Convolutions.parse("").backend)
+        XCTAssertNil(Convolutions.parse("  ").backend)
+        XCTAssertNil(Convolutions.parse(nil).error)
         XCTAssertEqual(Convolutions.parse(" oneDNN ").backend, .oneDNN)
         XCTAssertEqual(Convolutions.parse("openblas").backend, .openBLAS)
         XCTAssertNil(Convolutions.parse("onednn").error)
         let bad = Convolutions.parse("mkl")
-        XCTAssertEqual(bad.backend, .openBLAS)
+        XCTAssertNil(bad.backend)
         XCTAssertEqual(bad.error, "METABENCH_CONVOLUTIONS=mkl is not a convolution backend; use openblas, onednn or winograd")
     }
 }

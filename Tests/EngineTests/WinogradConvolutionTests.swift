@@ -100,6 +100,18 @@ final class WinogradConvolutionTests: XCTestCase {
         OneDNNConvolutionTests.checkConv4AgreesWithOpenBLAS(.winograd, seed: 404)
     }
 
+    /// The default backend (`METABENCH_CONVOLUTIONS` unset) follows OpenBLAS's kernel family: Winograd with the
+    /// AVX2 families where it was measured faster, im2col + OpenBLAS with the AVX-512 ones (not measured) and the
+    /// older ones, whatever the case of the name.
+    func testDefaultFollowsTheKernelFamily() {
+        for name in ["Haswell", "Zen", "ZEN", "haswell"] {
+            XCTAssertEqual(Convolutions.defaultBackend(forKernels: name), .winograd, name)
+        }
+        for name in ["SkylakeX", "CooperLake", "SapphireRapids", "Sandybridge", "Nehalem", "Prescott", "unknown", ""] {
+            XCTAssertEqual(Convolutions.defaultBackend(forKernels: name), .openBLAS, name)
+        }
+    }
+
     /// `METABENCH_CONVOLUTIONS=winograd` (any case, spaces around) selects it.
     func testEnvironmentValue() {
         XCTAssertEqual(Convolutions.parse("winograd").backend, .winograd)
