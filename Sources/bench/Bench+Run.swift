@@ -120,8 +120,9 @@ extension Bench {
             commandName: "check",
             abstract: "Rerun a suite and compare with its stored results (a regression check).",
             discussion: """
-            With the suite marked `exact: true`, a cell stored with the same OpenBLAS version and kernels (in the \
-            stored results or in a per-kernel baseline, <stored folder>/baselines/<name>/results.json) must be \
+            With the suite marked `exact: true`, a cell stored with the same numerics (OpenBLAS version and \
+            kernels, convolution backend) in the stored results or in a baseline beside them \
+            (<stored folder>/baselines/<name>/results.json) must be \
             reproduced exactly: accuracy and every episode; a cell with no such stored counterpart fails only \
             when its accuracy moves outside the combined 95% interval, and the output says which cells were \
             compared that way. Exits with status 1 on any failure.
