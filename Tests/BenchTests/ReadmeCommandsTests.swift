@@ -83,7 +83,7 @@ final class ReadmeCommandsTests: XCTestCase {
         let check = try bench(["check", "--suite", "smoke"] + (threads.map { ["--threads", $0] } ?? []), in: folder,
                               coretype: coretype, convolutions: convolutions)
         if let numerics = Self.missingBaseline(check.output) {
-            throw XCTSkip("\(setting): no stored smoke results were made with \(numerics) (this machine's numerics), so the exact check cannot run here; record a baseline on this machine with `OPENBLAS_CORETYPE=… METABENCH_CONVOLUTIONS=… bench run --suite smoke --fresh --output results/smoke/baselines/<kernels>-<backend>` and commit it")
+            throw XCTSkip("\(setting): no stored smoke results were made with \(numerics) (this machine's numerics), so the exact check cannot run here; record a baseline on this machine with `OPENBLAS_CORETYPE=… METABENCH_CONVOLUTIONS=… bench run --suite smoke --fresh --output results/smoke/baselines/<name>` (the kernels, plus `-im2col` or `-winograd` where that is not their default backend) and commit it")
         }
         XCTAssertEqual(check.output.contains("warning: OPENBLAS_CORETYPE=\(coretype ?? "")"), expectWarning, check.output)
         XCTAssertEqual(check.status, 0, "\(setting): \(check.output)")

@@ -1,9 +1,9 @@
 import XCTest
 @testable import Engine
 
-/// The oneDNN convolution backend: the convolution checks of the default backend run again with it selected
+/// The oneDNN convolution backend: the convolution checks of im2col + OpenBLAS run again with it selected
 /// (finite differences of first and second order, the MAML meta-gradient, Double loops on many chunks, the same
-/// bits on any thread count, the fused evaluation block), and it agrees with the default backend on a Conv4
+/// bits on any thread count, the fused evaluation block), and it agrees with im2col + OpenBLAS on a Conv4
 /// network to float rounding.
 final class OneDNNConvolutionTests: XCTestCase {
     private var saved: Convolutions.Backend = .openBLAS
@@ -25,8 +25,8 @@ final class OneDNNConvolutionTests: XCTestCase {
         super.tearDown()
     }
 
-    /// With the default threshold, a convolution of fewer than 8 input channels (Conv4's first layer) keeps the
-    /// default backend's bits and one of 8 or more gets oneDNN's.
+    /// With the default threshold, a convolution of fewer than 8 input channels (Conv4's first layer) keeps
+    /// im2col's bits and one of 8 or more gets oneDNN's.
     func testOnlyConvolutionsWithEnoughChannelsUseOneDNN() {
         Convolutions.oneDNNMinimumChannels = savedMinimum
         var rng = SeededRNG(seed: 402)
@@ -76,11 +76,11 @@ final class OneDNNConvolutionTests: XCTestCase {
     }
 
     /// A Conv4 network's values and every gradient (training mode, as a ProtoNet or MAML step) with oneDNN
-    /// against the default backend: equal to float rounding, and not bit for bit (so the backend switch is real).
+    /// against im2col + OpenBLAS: equal to float rounding, and not bit for bit (so the backend switch is real).
     func testConv4AgreesWithOpenBLAS() { Self.checkConv4AgreesWithOpenBLAS(.oneDNN, seed: 401) }
 
     /// A Conv4 network (20 images of 28 × 28, training mode) run with `backend` (selected when called) and with
-    /// the default one: values and every gradient within 1e-4 of each output's scale, and not all bit for bit.
+    /// im2col + OpenBLAS: values and every gradient within 1e-4 of each output's scale, and not all bit for bit.
     static func checkConv4AgreesWithOpenBLAS(_ backend: Convolutions.Backend, seed: UInt64) {
         var rng = SeededRNG(seed: seed)
         let x = rng.tensor([20, 1, 28, 28], 0, 1)
@@ -111,7 +111,7 @@ final class OneDNNConvolutionTests: XCTestCase {
             XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "output \(k): largest difference \(worst) against scale \(scale)")
             if a.map(\.bitPattern) != b.map(\.bitPattern) { identical = false }
         }
-        XCTAssertFalse(identical, "\(backend) gave the default backend's bits to the last one: is it running?")
+        XCTAssertFalse(identical, "\(backend) gave im2col's bits to the last one: is it running?")
     }
 
     /// `METABENCH_CONVOLUTIONS`: the names (any case, spaces around), empty or unset for the default (nil: the

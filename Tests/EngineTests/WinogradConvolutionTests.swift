@@ -1,10 +1,10 @@
 import XCTest
 @testable import Engine
 
-/// The Winograd convolution backend: the convolution checks of the default backend run again with it selected
+/// The Winograd convolution backend: the convolution checks of im2col + OpenBLAS run again with it selected
 /// (finite differences of first and second order, the MAML meta-gradient, Double loops on many chunks and odd
-/// plane sizes, the same bits on any thread count, the fused evaluation block), and it agrees with the default
-/// backend on a Conv4 network to float rounding.
+/// plane sizes, the same bits on any thread count, the fused evaluation block), and it agrees with im2col +
+/// OpenBLAS on a Conv4 network to float rounding.
 final class WinogradConvolutionTests: XCTestCase {
     private var saved: Convolutions.Backend = .openBLAS
     private var savedChannels = Convolutions.winogradMinimumChannels
@@ -34,7 +34,7 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     /// With the default thresholds, Conv4's first layer (one input channel), its 3 × 3 layer, a few small planes,
-    /// other kernel sizes, strides and paddings keep the default backend's bits; its 14 × 14 layer (from 5
+    /// other kernel sizes, strides and paddings keep im2col's bits; its 14 × 14 layer (from 5
     /// images) and 7 × 7 layer (from 15) get Winograd's.
     func testOnlyEligibleConvolutionsUseWinograd() {
         Convolutions.winogradMinimumChannels = savedChannels
@@ -91,7 +91,7 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     /// A Conv4 network's values and every gradient (training mode, as a ProtoNet or MAML step) with Winograd
-    /// against the default backend, with the default thresholds (its 14 × 14 and 7 × 7 layers on Winograd): equal
+    /// against im2col + OpenBLAS, with the default thresholds (its 14 × 14 and 7 × 7 layers on Winograd): equal
     /// to float rounding, and not bit for bit (so the backend switch is real).
     func testConv4AgreesWithOpenBLAS() {
         Convolutions.winogradMinimumChannels = savedChannels
