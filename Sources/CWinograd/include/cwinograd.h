@@ -20,6 +20,12 @@ const char *cwino_description(void);
 /// output channels, h×w planes); the input gradient is a forward with c and o swapped.
 long cwino_workspace_floats(int c, int h, int w, int o);
 
+/// Zeroes the only parts of a workspace for this shape that the calls read without writing first (the lanes of
+/// transformed tiles and products past a plane's last tile, whose products are computed and thrown away), so
+/// that no call reads memory nothing wrote. Once per workspace, before its first call; the calls leave those
+/// lanes finite. What the calls keep does not depend on those lanes.
+void cwino_prepare_workspace(int c, int h, int w, int o, float *workspace);
+
 /// U [16, o, c] = G g Gᵀ for each 3×3 kernel of w: [o, c, 3, 3], or with `transposed` w [c, o, 3, 3] rotated by
 /// 180° (the input gradient's convolution: a forward from the output gradient, c and o swapped).
 void cwino_transform_weights(int c, int o, const float *w, int transposed, float *U);
