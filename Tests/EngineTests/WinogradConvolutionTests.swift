@@ -1,3 +1,4 @@
+import CWinograd
 import XCTest
 @testable import Engine
 
@@ -117,5 +118,38 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertEqual(Convolutions.parse("winograd").backend, .winograd)
         XCTAssertEqual(Convolutions.parse(" Winograd ").backend, .winograd)
         XCTAssertNil(Convolutions.parse("winograd").error)
+    }
+
+    /// What the C calls keep does not depend on what their workspace held: with every float of it NaN but the
+    /// lanes `cwino_prepare_workspace` zeroes, the forward pass, the weight gradient's sums over two images and their
+    /// transform back give the bits they give on a workspace zeroed whole (a kept value that read a lane nothing
+    /// wrote would be NaN), on planes with whole, partial and spilling rows of tiles.
+    func testResultsDoNotDependOnTheUnpreparedWorkspace() {
+        var rng = SeededRNG(seed: 417)
+        for (c, o, h, w) in [(8, 16, 14, 14), (16, 8, 7, 9), (8, 8, 6, 6), (8, 8, 16, 16), (8, 8, 15, 11)] {
+            let x = rng.tensor([c, h, w]).scalars, dy = rng.tensor([o, h, w]).scalars
+            let x2 = rng.tensor([c, h, w]).scalars, dy2 = rng.tensor([o, h, w]).scalars
+            let weights = rng.tensor([o, c, 3, 3]).scalars, bias = rng.tensor([o]).scalars
+            var u = [Float](repeating: 0, count: 16 * o * c)
+            cwino_transform_weights(Int32(c), Int32(o), weights, 0, &u)
+            let count = Int(cwino_workspace_floats(Int32(c), Int32(h), Int32(w), Int32(o)))
+            func run(fill: Float, prepare: Bool) -> [[UInt32]] {
+                var workspace = [Float](repeating: fill, count: count)
+                var y = [Float](repeating: 0, count: o * h * w), dU = [Float](repeating: 0, count: 16 * o * c)
+                var dw = [Float](repeating: 0, count: o * c * 9)
+                workspace.withUnsafeMutableBufferPointer { ws in
+                    if prepare { cwino_prepare_workspace(Int32(c), Int32(h), Int32(w), Int32(o), ws.baseAddress!) }
+                    cwino_forward(Int32(c), Int32(h), Int32(w), Int32(o), x, u, bias, &y, ws.baseAddress!)
+                    cwino_weight_gradient(Int32(c), Int32(h), Int32(w), Int32(o), x, dy, &dU, 0, ws.baseAddress!)
+                    // A second image's sums on the same workspace, as the calls of a group run.
+                    cwino_weight_gradient(Int32(c), Int32(h), Int32(w), Int32(o), x2, dy2, &dU, 1, ws.baseAddress!)
+                }
+                cwino_weight_gradient_finish(Int32(c), Int32(o), dU, &dw)
+                return [y.map(\.bitPattern), dw.map(\.bitPattern)]
+            }
+            let reference = run(fill: 0, prepare: false)
+            XCTAssertFalse(reference[0].contains { Float(bitPattern: $0).isNaN }, "\(c)×\(h)×\(w) → \(o)")
+            XCTAssertEqual(run(fill: .nan, prepare: true), reference, "\(c)×\(h)×\(w) → \(o)")
+        }
     }
 }
