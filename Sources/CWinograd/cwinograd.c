@@ -164,7 +164,13 @@ static inline __attribute__((always_inline)) void transform_output_gradient(cons
 TRANSFORMS(avx2, __attribute__((target("avx2"))))
 TRANSFORMS(base, )
 
-static inline int has_avx2(void) { return __builtin_cpu_supports("avx2"); }
+static int baseline_only = 0;
+
+void cwino_use_baseline_transforms(int on) { baseline_only = on != 0; }
+
+static inline int has_avx2(void) { return !baseline_only && __builtin_cpu_supports("avx2"); }
+
+int cwino_transforms_use_avx2(void) { return has_avx2(); }
 
 static void inputs(const layout_t *l, const float *x) { if (has_avx2()) inputs_avx2(l, x); else inputs_base(l, x); }
 static void outputs(const layout_t *l, float *y, const float *bias) { if (has_avx2()) outputs_avx2(l, y, bias); else outputs_base(l, y, bias); }

@@ -124,6 +124,29 @@ final class WinogradConvolutionTests: XCTestCase {
     /// lanes `cwino_prepare_workspace` zeroes, the forward pass, the weight gradient's sums over two images and their
     /// transform back give the bits they give on a workspace zeroed whole (a kept value that read a lane nothing
     /// wrote would be NaN), on planes with whole, partial and spilling rows of tiles.
+    /// The transforms' two compiled copies (AVX2, and the baseline instruction set for CPUs without it) give the
+    /// same bits: forward, input and weight gradients of a few shapes (odd planes, a row's last vector spilling
+    /// into the next row, more and fewer output than input channels) through the whole backend.
+    func testBaselineTransformsGiveTheAVX2Bits() throws {
+        guard cwino_transforms_use_avx2() != 0 else { throw XCTSkip("no AVX2 here: only the baseline copy runs") }
+        var rng = SeededRNG(seed: 419)
+        for (n, c, o, h, w) in [(2, 8, 16, 14, 14), (3, 16, 8, 7, 9), (1, 8, 8, 15, 11), (2, 9, 12, 6, 13)] {
+            let x = rng.tensor([n, c, h, w]).asParameter(), weight = rng.tensor([o, c, 3, 3]).asParameter()
+            let bias = rng.tensor([o]).asParameter()
+            let r = rng.tensor([n, o, h, w])
+            func run() -> [[UInt32]] {
+                let y = Tensor.conv2d(x, weight: weight, bias: bias, stride: 1, padding: 1)
+                return ([y] + gradients(of: (y * r).sum(), wrt: [x, weight, bias])).map { $0.scalars.map(\.bitPattern) }
+            }
+            let avx2 = run()
+            cwino_use_baseline_transforms(1)
+            XCTAssertEqual(cwino_transforms_use_avx2(), 0)
+            let baseline = run()
+            cwino_use_baseline_transforms(0)
+            XCTAssertEqual(baseline, avx2, "\(n)×\(c)×\(h)×\(w) → \(o)")
+        }
+    }
+
     func testResultsDoNotDependOnTheUnpreparedWorkspace() {
         var rng = SeededRNG(seed: 417)
         for (c, o, h, w) in [(8, 16, 14, 14), (16, 8, 7, 9), (8, 8, 6, 6), (8, 8, 16, 16), (8, 8, 15, 11)] {

@@ -13,6 +13,14 @@
 /// or -1 when the CPU lacks that instruction set (LIBXSMM then picks the CPU's own).
 int cwino_configure(int avx512);
 
+/// With `on` non-zero, the transforms run their baseline-instruction-set copy even on a CPU with AVX2 (they run
+/// the AVX2 copy there otherwise); both are the same additions, so the same bits. For tests, which check that:
+/// set it while no convolution runs.
+void cwino_use_baseline_transforms(int on);
+
+/// Whether the transforms run their AVX2 copy (1) or the baseline one (0).
+int cwino_transforms_use_avx2(void);
+
 /// LIBXSMM's version and the instruction set of its kernels, e.g. "LIBXSMM 1.17 hsw". Never NULL.
 const char *cwino_description(void);
 
