@@ -2,7 +2,7 @@
 //
 // Buffers for one image (the workspace): V [16][c][ld] the input tiles' transforms, M [16][o][ld] their products
 // (or the output gradient's transforms), tiles in row-major order along the last axis, ld = tiles rounded up
-// to 8, plus 8 of slack. The transforms work on eight tiles of a row at once; a row's last vector may spill
+// to 8, plus 8 of slack; then (the weight gradient's) T [16][m][c], V with tiles and channels swapped. The transforms work on eight tiles of a row at once; a row's last vector may spill
 // into the next row's tiles, which are written after it, or into the slack. The 16 planes of V and of M are
 // kept off multiples of 4 KiB apart (48 floats more) so that their streams do not share cache sets.
 #pragma STDC FP_CONTRACT OFF
@@ -28,10 +28,16 @@ static inline __attribute__((always_inline)) void copy(float *dst, const float *
     for (; x < n; x++) dst[x] = src[x];
 }
 
+// Tiles per image up to which the weight gradient's products run on LIBXSMM (64 × 64 channels, one thread, the
+// AMD EPYC of 2026-12-02, products alone: 1.5–1.7× OpenBLAS's speed at 16 to 100 tiles, level at 196 and 441, where
+// nothing would pay for the transposition). Conv4's 3 × 3 layers on 28 × 28 images (49 and 16 tiles), 32 × 32 (64,
+// 16) and 84 × 84 images' 21 × 21 and 10 × 10 layers (121, 25) use it; their 42 × 42 layer (441) OpenBLAS.
+#define XSMM_WEIGHT_GRADIENT_TILES 128
+
 typedef struct {
     int c, h, w, o, th, tw, tiles, m, ld, ph, pw;
     long sv, sm;
-    float *V, *M, *plane, *rows;
+    float *V, *M, *plane, *rows, *T;
 } layout_t;
 
 static layout_t layout(int c, int h, int w, int o, float *workspace) {
@@ -44,12 +50,13 @@ static layout_t layout(int c, int h, int w, int o, float *workspace) {
     l.sv = (long)c * l.ld + 48; l.sm = (long)o * l.ld + 48;
     l.ph = 2 * l.th + 2; l.pw = (2 * l.tw + 2 + 7) / 8 * 8 + 24;   // the last vectors read up to 2·tw + 21
     l.V = workspace; l.M = l.V + 16 * l.sv; l.plane = l.M + 16 * l.sm; l.rows = l.plane + (long)l.ph * l.pw;
+    l.T = l.rows + 4L * l.pw;
     return l;
 }
 
 long cwino_workspace_floats(int c, int h, int w, int o) {
     layout_t l = layout(c, h, w, o, NULL);
-    return 16 * l.sv + 16 * l.sm + (long)l.ph * l.pw + 4L * l.pw;
+    return 16 * l.sv + 16 * l.sm + (long)l.ph * l.pw + 4L * l.pw + (l.tiles <= XSMM_WEIGHT_GRADIENT_TILES ? 16L * l.m * c : 0);
 }
 
 // One input plane (zero-padded by one on every side) into V[·][ci][…]: Bᵀ d B for every 4×4 patch.
@@ -149,6 +156,51 @@ static inline __attribute__((always_inline)) void transform_output_gradient(cons
     }
 }
 
+// V[e] (c × m, rows ld apart) into T[e] (m × c): eight channels by eight tiles at a time, the last channels
+// (c not a multiple of 8) one by one. Copies only.
+static inline __attribute__((always_inline)) void transpose_tiles(const layout_t *l) {
+    const int c = l->c, m = l->m, ld = l->ld;
+    for (int e = 0; e < 16; e++) {
+        const float *v = l->V + e * l->sv;
+        float *t = l->T + (long)e * m * c;
+        int c0 = 0;
+        for (; c0 + 8 <= c; c0 += 8)
+            for (int t0 = 0; t0 < m; t0 += 8) {
+                const float *s = v + (long)c0 * ld + t0;
+                const v8 r0 = load8(s), r1 = load8(s + ld), r2 = load8(s + 2 * ld), r3 = load8(s + 3 * ld),
+                         r4 = load8(s + 4 * ld), r5 = load8(s + 5 * ld), r6 = load8(s + 6 * ld), r7 = load8(s + 7 * ld);
+                // Pairs of rows interleaved, then pairs of pairs, then the two halves: column j of the block.
+                const v8 a0 = __builtin_shufflevector(r0, r1, 0, 8, 1, 9, 4, 12, 5, 13),
+                         a1 = __builtin_shufflevector(r0, r1, 2, 10, 3, 11, 6, 14, 7, 15),
+                         a2 = __builtin_shufflevector(r2, r3, 0, 8, 1, 9, 4, 12, 5, 13),
+                         a3 = __builtin_shufflevector(r2, r3, 2, 10, 3, 11, 6, 14, 7, 15),
+                         a4 = __builtin_shufflevector(r4, r5, 0, 8, 1, 9, 4, 12, 5, 13),
+                         a5 = __builtin_shufflevector(r4, r5, 2, 10, 3, 11, 6, 14, 7, 15),
+                         a6 = __builtin_shufflevector(r6, r7, 0, 8, 1, 9, 4, 12, 5, 13),
+                         a7 = __builtin_shufflevector(r6, r7, 2, 10, 3, 11, 6, 14, 7, 15);
+                const v8 b0 = __builtin_shufflevector(a0, a2, 0, 1, 8, 9, 4, 5, 12, 13),
+                         b1 = __builtin_shufflevector(a0, a2, 2, 3, 10, 11, 6, 7, 14, 15),
+                         b2 = __builtin_shufflevector(a1, a3, 0, 1, 8, 9, 4, 5, 12, 13),
+                         b3 = __builtin_shufflevector(a1, a3, 2, 3, 10, 11, 6, 7, 14, 15),
+                         b4 = __builtin_shufflevector(a4, a6, 0, 1, 8, 9, 4, 5, 12, 13),
+                         b5 = __builtin_shufflevector(a4, a6, 2, 3, 10, 11, 6, 7, 14, 15),
+                         b6 = __builtin_shufflevector(a5, a7, 0, 1, 8, 9, 4, 5, 12, 13),
+                         b7 = __builtin_shufflevector(a5, a7, 2, 3, 10, 11, 6, 7, 14, 15);
+                float *d = t + (long)t0 * c + c0;
+                store8(d, __builtin_shufflevector(b0, b4, 0, 1, 2, 3, 8, 9, 10, 11));
+                store8(d + c, __builtin_shufflevector(b1, b5, 0, 1, 2, 3, 8, 9, 10, 11));
+                store8(d + 2 * c, __builtin_shufflevector(b2, b6, 0, 1, 2, 3, 8, 9, 10, 11));
+                store8(d + 3 * c, __builtin_shufflevector(b3, b7, 0, 1, 2, 3, 8, 9, 10, 11));
+                store8(d + 4 * c, __builtin_shufflevector(b0, b4, 4, 5, 6, 7, 12, 13, 14, 15));
+                store8(d + 5 * c, __builtin_shufflevector(b1, b5, 4, 5, 6, 7, 12, 13, 14, 15));
+                store8(d + 6 * c, __builtin_shufflevector(b2, b6, 4, 5, 6, 7, 12, 13, 14, 15));
+                store8(d + 7 * c, __builtin_shufflevector(b3, b7, 4, 5, 6, 7, 12, 13, 14, 15));
+            }
+        for (; c0 < c; c0++)
+            for (int k = 0; k < m; k++) t[(long)k * c + c0] = v[(long)c0 * ld + k];
+    }
+}
+
 // The transforms of a whole image, compiled twice: for AVX2 and for the baseline instruction set (additions,
 // subtractions and shuffles only, so both give the same bits).
 #define TRANSFORMS(suffix, attributes)                                                                         \
@@ -160,7 +212,8 @@ static inline __attribute__((always_inline)) void transform_output_gradient(cons
     }                                                                                                          \
     static attributes void gradients_##suffix(const layout_t *l, const float *dy) {                             \
         for (int oc = 0; oc < l->o; oc++) transform_output_gradient(l, dy + (long)oc * l->h * l->w, oc);        \
-    }
+    }                                                                                                          \
+    static attributes void transposed_##suffix(const layout_t *l) { transpose_tiles(l); }
 TRANSFORMS(avx2, __attribute__((target("avx2"))))
 TRANSFORMS(base, )
 
@@ -175,6 +228,7 @@ int cwino_transforms_use_avx2(void) { return has_avx2(); }
 static void inputs(const layout_t *l, const float *x) { if (has_avx2()) inputs_avx2(l, x); else inputs_base(l, x); }
 static void outputs(const layout_t *l, float *y, const float *bias) { if (has_avx2()) outputs_avx2(l, y, bias); else outputs_base(l, y, bias); }
 static void gradients(const layout_t *l, const float *dy) { if (has_avx2()) gradients_avx2(l, dy); else gradients_base(l, dy); }
+static void transpose_all(const layout_t *l) { if (has_avx2()) transposed_avx2(l); else transposed_base(l); }
 
 int cwino_configure(int avx512) {
     libxsmm_init();
@@ -240,12 +294,25 @@ void cwino_forward(int c, int h, int w, int o, const float *x, const float *U, c
 void cwino_weight_gradient(int c, int h, int w, int o, const float *x, const float *dy, float *dU, int accumulate,
                            float *workspace) {
     const layout_t l = layout(c, h, w, o, workspace);
+    // dU[e] (o × c) = dM[e] (o × tiles) · V[e]ᵀ (tiles × c) (+ dU[e]). Up to XSMM_WEIGHT_GRADIENT_TILES tiles, as
+    // the column-major product (c × o) = T[e] (c × tiles: V[e] transposed, so that the product needs no transposed
+    // operand) · M[e] (tiles × o, as it lies) with LIBXSMM's kernel for the shape: each value one chain of
+    // multiply-adds over the tiles in order, starting from dU's value (accumulate) or from zero. Beyond (or where
+    // LIBXSMM makes no kernel), OpenBLAS on V as it lies. A function of the shape either way.
+    const float alpha = 1, beta = accumulate ? 1 : 0;
+    const libxsmm_blasint m = c, n = o, k = l.tiles, lda = c, ldb = l.ld, ldc = c;
+    const libxsmm_smmfunction kernel = l.tiles <= XSMM_WEIGHT_GRADIENT_TILES
+        ? libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, NULL, NULL) : NULL;
     inputs(&l, x);
     gradients(&l, dy);
-    // dU[e] (o × c) = dM[e] (o × tiles) · V[e]ᵀ (tiles × c) (+ dU[e]).
+    if (kernel) {
+        transpose_all(&l);
+        for (int e = 0; e < 16; e++) kernel(l.T + (long)e * l.m * c, l.M + e * l.sm, dU + (long)e * o * c);
+        return;
+    }
     for (int e = 0; e < 16; e++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o, c, l.tiles, 1, l.M + e * l.sm, l.ld, l.V + e * l.sv,
-                    l.ld, accumulate ? 1 : 0, dU + (long)e * o * c, c);
+                    l.ld, beta, dU + (long)e * o * c, c);
 }
 
 void cwino_weight_gradient_finish(int c, int o, const float *dU, float *dw) {

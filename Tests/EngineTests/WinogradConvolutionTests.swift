@@ -120,6 +120,28 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertNil(Convolutions.parse("winograd").error)
     }
 
+    /// The weight gradient's sums on both of their products — LIBXSMM's on the transposed input transforms (up to
+    /// 128 tiles per image: 9 × 9 and 22 × 22 planes, 25 and 121 tiles) and OpenBLAS's on them as they lie (24 × 24,
+    /// 144 tiles) — with channel counts that leave a partial block of eight to transpose (3, 12) and whole ones (16),
+    /// against Double loops; and the bias gradient beside them.
+    func testWeightGradientOnBothProducts() {
+        var rng = SeededRNG(seed: 421)
+        for (n, c, o, side) in [(3, 12, 16, 9), (2, 16, 12, 22), (2, 3, 8, 24), (1, 16, 16, 24)] {
+            let x = rng.tensor([n, c, side, side]).asParameter(), w = rng.tensor([o, c, 3, 3]).asParameter()
+            let b = rng.tensor([o]).asParameter()
+            let y = Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1)
+            let r = rng.tensor(y.shape)
+            let expected = NaiveConvolution(x, w, b, upstream: r, stride: 1, pad: 1)
+            let name = "\(n)×\(c)×\(side)² → \(o)"
+            for createGraph in [false, true] {
+                let g = gradients(of: (Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1) * r).sum(),
+                                  wrt: [x, w, b], createGraph: createGraph)
+                assertClose(g[1].scalars, expected.dw, rtol: 1e-4, atol: 1e-3, name + " ∂w (createGraph: \(createGraph))")
+                assertClose(g[2].scalars, expected.db, rtol: 1e-4, atol: 1e-3, name + " ∂b (createGraph: \(createGraph))")
+            }
+        }
+    }
+
     /// The transforms' two compiled copies (AVX2, and the baseline instruction set for CPUs without it) give the
     /// same bits: forward, input and weight gradients of a few shapes (odd planes, a row's last vector spilling
     /// into the next row, more and fewer output than input channels) through the whole backend.
@@ -148,10 +170,12 @@ final class WinogradConvolutionTests: XCTestCase {
     /// What the C calls keep does not depend on what their workspace held: with every float of it NaN but the
     /// lanes `cwino_prepare_workspace` zeroes, the forward pass, the weight gradient's sums over two images and their
     /// transform back give the bits they give on a workspace zeroed whole (a kept value that read a lane nothing
-    /// wrote would be NaN), on planes with whole, partial and spilling rows of tiles.
+    /// wrote would be NaN), on planes with whole, partial and spilling rows of tiles, a partial block of eight channels
+    /// to transpose for the sums' product, and a plane past LIBXSMM's tile limit (its sums on OpenBLAS).
     func testResultsDoNotDependOnTheUnpreparedWorkspace() {
         var rng = SeededRNG(seed: 417)
-        for (c, o, h, w) in [(8, 16, 14, 14), (16, 8, 7, 9), (8, 8, 6, 6), (8, 8, 16, 16), (8, 8, 15, 11)] {
+        for (c, o, h, w) in [(8, 16, 14, 14), (16, 8, 7, 9), (8, 8, 6, 6), (8, 8, 16, 16), (8, 8, 15, 11), (12, 8, 9, 9),
+                             (8, 8, 24, 24)] {
             let x = rng.tensor([c, h, w]).scalars, dy = rng.tensor([o, h, w]).scalars
             let x2 = rng.tensor([c, h, w]).scalars, dy2 = rng.tensor([o, h, w]).scalars
             let weights = rng.tensor([o, c, 3, 3]).scalars, bias = rng.tensor([o]).scalars

@@ -3,8 +3,8 @@
 
 // Winograd F(2×2, 3×3) convolutions (3×3 kernel, stride 1, padding 1, NCHW data, OIHW weights), one image per
 // call on the calling thread: the input's 4×4 tiles are transformed (Bᵀ d B), multiplied by the transformed
-// weights (G g Gᵀ) in 16 products — LIBXSMM's JIT kernels for the forward pass, OpenBLAS for the weight
-// gradient's sums — and transformed back (Aᵀ m A). 2.25× fewer multiplications than a direct convolution.
+// weights (G g Gᵀ) in 16 products — LIBXSMM's JIT kernels (OpenBLAS for products beyond LIBXSMM's size
+// limit) — and transformed back (Aᵀ m A). 2.25× fewer multiplications than a direct convolution.
 // An image's values depend only on that image, the weights and the kernels in use (never on other images or
 // threads). The transforms are additions only, the same on every instruction set.
 
@@ -44,7 +44,9 @@ void cwino_forward(int c, int h, int w, int o, const float *x, const float *U, c
                    float *workspace);
 
 /// One image's share of the weight gradient before its transform back: dU [16, o, c] = (dU when `accumulate`,
-/// else 0) + Σ over the tiles of (A dy Aᵀ) ⊙ (Bᵀ x B), for x [c, h, w] and its output gradient dy [o, h, w].
+/// else 0) + Σ over the tiles of (A dy Aᵀ) ⊙ (Bᵀ x B), for x [c, h, w] and its output gradient dy [o, h, w]:
+/// each value one chain of multiply-adds over the tiles in order, from dU's value or from zero (LIBXSMM's kernel;
+/// OpenBLAS's sgemm, whose sums pair terms in some tiles, where LIBXSMM makes none).
 void cwino_weight_gradient(int c, int h, int w, int o, const float *x, const float *dy, float *dU, int accumulate,
                            float *workspace);
 
