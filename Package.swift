@@ -41,8 +41,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // oneDNN's convolutions behind the engine's NCHW buffers (the engine's optional convolution backend).
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
-        // Winograd F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels (libxsmm-dev: static libraries) and OpenBLAS
-        // (the engine's other optional convolution backend).
+        // The Winograd backend's C kernels: F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels (libxsmm-dev: static
+        // libraries) and OpenBLAS, and direct convolutions of few input channels (first layers).
         .target(name: "CWinograd", dependencies: ["COpenBLAS"], linkerSettings: [
             .linkedLibrary("xsmm"), .linkedLibrary("openblas"), .linkedLibrary("dl"), .linkedLibrary("m"),
         ]),

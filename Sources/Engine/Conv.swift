@@ -252,6 +252,7 @@ enum ConvForwardOutput {
 func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
     if Convolutions.usesOneDNN(g) { return oneDNNForward(x, w, g, bias: bias, output: output) }
     if Convolutions.usesWinograd(g) { return winogradForward(x, w, g, bias: bias, output: output) }
+    if Convolutions.usesDirect(g) { return directForward(x, w, g, bias: bias, output: output) }
     let hw = g.ho * g.wo
     let chunkCols = ConvChunks(g).largest * hw
     let biasValues = bias?.scalars
@@ -409,6 +410,7 @@ func convWeightGradientValues(_ x: Tensor, _ grad: ConvOutputGradient, _ g: Conv
                               biasGradient: UnsafeMutablePointer<Float>? = nil) -> [Float] {
     if Convolutions.usesOneDNN(g) { return oneDNNWeightGradient(x, grad, g, biasGradient: biasGradient) }
     if Convolutions.usesWinograd(g) { return winogradWeightGradient(x, grad, g, biasGradient: biasGradient) }
+    if Convolutions.usesDirect(g) { return directWeightGradient(x, grad, g, biasGradient: biasGradient) }
     let hw = g.ho * g.wo
     let plan = ConvChunks(g, summing: true), chunkCols = plan.largest * hw
     let chunks = plan.count

@@ -134,6 +134,20 @@ public enum Convolutions {
             && g.n * ((g.h + 1) / 2) * ((g.w + 1) / 2) >= winogradMinimumTiles
     }
 
+    /// Whether the Winograd backend computes this convolution directly (`cdirect_forward`,
+    /// `cdirect_weight_gradient`): stride 1 and at most `directMaximumProducts` products per output value (Conv4's
+    /// first layer: 9 on grey images, 27 on colour ones). There im2col + OpenBLAS spends more on the column
+    /// matrix, the packing and the zeroing of a 64 × 784 output per image than on its 451 k multiply-adds, and
+    /// its weight gradient, summed over chunks of up to 74 images, left one of two threads idle (Benchmarks).
+    /// Its input gradient (not needed for a first layer) stays on im2col. A function of the shape only.
+    @inline(__always)
+    static func usesDirect(_ g: ConvGeometry) -> Bool {
+        backend == .winograd && g.stride == 1 && g.colRows <= directMaximumProducts && fitsInt32(g)
+    }
+
+    /// Products per output value up to which the Winograd backend convolves directly (the kernels' limit).
+    static let directMaximumProducts = Int(CDIRECT_MAX_PRODUCTS)
+
     /// Input and output channels from which the Winograd backend runs a convolution. Tests lower it.
     nonisolated(unsafe) static var winogradMinimumChannels = 8
 

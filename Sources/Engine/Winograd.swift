@@ -160,3 +160,86 @@ func winogradWeightGradient(_ x: Tensor, _ grad: ConvOutputGradient, _ g: ConvGe
         makeScalars(size) { pw in cwino_weight_gradient_finish(Int32(g.c), Int32(g.o), su.baseAddress!, pw) }
     }
 }
+
+// MARK: - Direct convolutions of few input channels
+
+/// The forward values of a convolution of few input channels computed directly (`cdirect_forward`: one image per
+/// call, each value one chain of fused multiply-adds): the Winograd backend's first layers.
+func directForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
+    guard g.n > 0 else { return }
+    let inImage = g.c * g.h * g.w, outImage = g.o * g.ho * g.wo
+    let scratch = directScratchFloats(g)
+    let chunks = winogradChunks(g)
+    func run(_ pb: UnsafePointer<Float>?) {
+        x.withPointer { px in
+            w.withPointer { pw in
+                ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
+                    let first = index * g.n / chunks, end = (index + 1) * g.n / chunks
+                    let planeCount: Int
+                    if case .perImage = output { planeCount = outImage } else { planeCount = 0 }
+                    withWorkspace(scratch + planeCount) { ws in
+                        let plane = ws + scratch
+                        for b in first..<end {
+                            switch output {
+                            case .tensor(let po):
+                                cdirect_forward(Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.o), Int32(g.kh), Int32(g.kw),
+                                                Int32(g.pad), px + b * inImage, pw, pb, po + b * outImage, ws)
+                            case .perImage(let consume):
+                                cdirect_forward(Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.o), Int32(g.kh), Int32(g.kw),
+                                                Int32(g.pad), px + b * inImage, pw, pb, plane, ws)
+                                consume(b, plane)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let bias { bias.withPointer { run($0) } } else { run(nil) }
+}
+
+/// The weight gradient (and the bias gradient when asked) of a convolution of few input channels, directly
+/// (`cdirect_weight_gradient`): images in `weightGradientGroups` consecutive groups, each summing its images'
+/// gradients in order into a partial; partials added in group order. The same sums on any number of threads.
+func directWeightGradient(_ x: Tensor, _ grad: ConvOutputGradient, _ g: ConvGeometry,
+                          biasGradient: UnsafeMutablePointer<Float>?) -> [Float] {
+    let size = g.o * g.colRows
+    guard g.n > 0 else {
+        biasGradient?.update(repeating: 0, count: g.o)
+        return [Float](repeating: 0, count: size)
+    }
+    let inImage = g.c * g.h * g.w, hw = g.ho * g.wo, outImage = g.o * hw
+    let groups = Swift.min(g.n, weightGradientGroups)
+    let stride = size + g.o  // a partial: weights, then bias
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: groups * stride)
+    defer { partials.deallocate() }
+    let scratch = directScratchFloats(g)
+    x.withPointer { px in
+        ComputeThreads.forEach(groups, work: g.colRows * g.colCols) { group in
+            let partial = partials + group * stride, biasPartial = partial + size
+            biasPartial.update(repeating: 0, count: g.o)
+            let first = group * g.n / groups, end = (group + 1) * g.n / groups
+            withWorkspace(scratch + grad.scratchCount(images: 1, imageSize: outImage)) { ws in
+                let made = ws + scratch
+                for b in first..<end {
+                    grad.withImages(b, 1, imageSize: outImage, scratch: made) { pg in
+                        cdirect_weight_gradient(Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.o), Int32(g.kh),
+                                                Int32(g.kw), Int32(g.pad), px + b * inImage, pg, partial,
+                                                b == first ? 0 : 1, ws)
+                        if biasGradient != nil {
+                            for ch in 0..<g.o { biasPartial[ch] += vectorSum(pg + ch * hw, hw) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let biasGradient {
+        sumInGroupOrder(partials + size, groups: groups, stride: stride, count: g.o, into: biasGradient)
+    }
+    return makeScalars(size) { pw in sumInGroupOrder(partials, groups: groups, stride: stride, count: size, into: pw) }
+}
+
+private func directScratchFloats(_ g: ConvGeometry) -> Int {
+    Int(cdirect_scratch_floats(Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.o), Int32(g.kh), Int32(g.kw), Int32(g.pad)))
+}
