@@ -2,8 +2,9 @@
 //
 // Buffers for one image (the workspace): V [16][c][ld] the input tiles' transforms, M [16][o][ld] their products
 // (or the output gradient's transforms), tiles in row-major order along the last axis, ld = tiles rounded up
-// to 8, plus 8 of slack; then (the weight gradient's) T [16][m][c], V with tiles and channels swapped. The transforms work on eight tiles of a row at once; a row's last vector may spill
-// into the next row's tiles, which are written after it, or into the slack. The 16 planes of V and of M are
+// to 8, plus 8 of slack; then (for the weight gradient's sums up to XSMM_WEIGHT_GRADIENT_TILES tiles) T [16][m][c],
+// V with tiles and channels swapped. The transforms work on eight tiles of a row at once; a row's last vector may
+// spill into the next row's tiles, which are written after it, or into the slack. The 16 planes of V and of M are
 // kept off multiples of 4 KiB apart (48 floats more) so that their streams do not share cache sets.
 #pragma STDC FP_CONTRACT OFF
 // The vector helpers below are always inlined, so the ABI of 8-float vectors without AVX never comes into play.
@@ -29,8 +30,8 @@ static inline __attribute__((always_inline)) void copy(float *dst, const float *
 }
 
 // Tiles per image up to which the weight gradient's products run on LIBXSMM (64 × 64 channels, one thread, the
-// AMD EPYC of 2026-12-02, products alone: 1.5–1.7× OpenBLAS's speed at 16 to 100 tiles, level at 196 and 441, where
-// nothing would pay for the transposition). Conv4's 3 × 3 layers on 28 × 28 images (49 and 16 tiles), 32 × 32 (64,
+// AMD EPYC of 2026-12-02, products alone: 1.4–1.7× OpenBLAS's speed at 16 to 100 tiles, within 6% of it at 196 and
+// 441, where that would not pay for the transposition). Conv4's 3 × 3 layers on 28 × 28 images (49 and 16 tiles), 32 × 32 (64,
 // 16) and 84 × 84 images' 21 × 21 and 10 × 10 layers (121, 25) use it; their 42 × 42 layer (441) OpenBLAS.
 #define XSMM_WEIGHT_GRADIENT_TILES 128
 
