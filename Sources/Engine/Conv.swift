@@ -247,6 +247,26 @@ enum ConvForwardOutput {
     case perImage(_ consume: (_ image: Int, _ values: UnsafeMutablePointer<Float>) -> Void)
 }
 
+extension ConvForwardOutput {
+    /// Floats of the plane an image's values go to before `consume` (none when they go straight to the output).
+    func planeFloats(_ imageSize: Int) -> Int {
+        if case .perImage = self { return imageSize }
+        return 0
+    }
+
+    /// `compute(destination)` for image b: the output tensor's image, or `plane`, then handed to the consumer.
+    @inline(__always)
+    func write(image b: Int, size: Int, plane: UnsafeMutablePointer<Float>,
+               _ compute: (UnsafeMutablePointer<Float>) -> Void) {
+        switch self {
+        case .tensor(let po): compute(po + b * size)
+        case .perImage(let consume):
+            compute(plane)
+            consume(b, plane)
+        }
+    }
+}
+
 /// The convolution's forward values, image by image, to `output`: the same products, the same bias additions
 /// and so the same values whichever the output.
 func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, output: ConvForwardOutput) {
