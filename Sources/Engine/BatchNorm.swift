@@ -28,14 +28,12 @@ extension Tensor {
     public static func batchNorm(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, epsilon: Float = 1e-5) -> BatchNormResult {
         let (n, c, inner) = x.channelLayout
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
-        var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
-        var invstd = [Float](repeating: 0, count: c)
+        let (mean, variance, invstd) = x.withPointer { batchMoments($0, n: n, c: c, inner: inner, epsilon: epsilon) }
+        let (gammaValues, betaValues) = (gamma.scalars, beta.scalars)
         let out = x.withPointer { px in
             makeScalars(x.count) { po in
                 for ch in 0..<c {
-                    let (mu, variance32, inv) = channelMoments(px, n: n, c: c, inner: inner, channel: ch, epsilon: epsilon)
-                    mean[ch] = mu; variance[ch] = variance32; invstd[ch] = inv
-                    let a = gamma.scalars[ch] * inv, bshift = beta.scalars[ch] - mu * a
+                    let a = gammaValues[ch] * invstd[ch], bshift = betaValues[ch] - mean[ch] * a
                     for b in 0..<n {
                         let p = px + (b * c + ch) * inner, o = po + (b * c + ch) * inner
                         for k in 0..<inner { o[k] = p[k] * a + bshift }

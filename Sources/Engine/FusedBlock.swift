@@ -28,88 +28,22 @@ extension Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
         let ho = h / size, wo = w / size, inner = h * w
-        var mean = [Float](repeating: 0, count: c), variance = [Float](repeating: 0, count: c)
-        var invstd = [Float](repeating: 0, count: c)
         var indices = [Int32](repeating: 0, count: n * c * ho * wo)
+        let gammaValues = gamma.scalars, betaValues = beta.scalars
+        let (mean, variance, invstd) = x.withPointer { batchMoments($0, n: n, c: c, inner: inner, epsilon: epsilon) }
+        let a = (0..<c).map { gammaValues[$0] * invstd[$0] }
+        let shift = (0..<c).map { betaValues[$0] - mean[$0] * a[$0] }
         let out = x.withPointer { px in
             indices.withUnsafeMutableBufferPointer { pi in
-              mean.withUnsafeMutableBufferPointer { pMean in
-              variance.withUnsafeMutableBufferPointer { pVariance in
-              invstd.withUnsafeMutableBufferPointer { pInvstd in
                 makeScalars(n * c * ho * wo) { po in
-                    // Channels are independent: several threads for large batches.
-                    ComputeThreads.forEach(c, work: x.count) { ch in
-                        let (mu, variance32, inv) = channelMoments(px, n: n, c: c, inner: inner, channel: ch, epsilon: epsilon)
-                        pMean[ch] = mu; pVariance[ch] = variance32; pInvstd[ch] = inv
-                        let a = gamma.scalars[ch] * inv, shift = beta.scalars[ch] - mu * a
-                        for b in 0..<n {
-                            let plane = (b * c + ch) * inner
-                            let p = px + plane
-                            let outPlane = (b * c + ch) * ho * wo
-                            if size == 2 {
-                                // The common 2×2 case, written as selects (no data-dependent branches):
-                                // the first maximum of the window wins, as in `maxPool2d`.
-                                let w32 = Int32(w)
-                                for y in 0..<ho {
-                                    let r0 = p + 2 * y * w, r1 = r0 + w
-                                    let o = po + outPlane + y * wo, oi = pi.baseAddress! + outPlane + y * wo
-                                    let rowBase = Int32(plane + 2 * y * w)
-                                    // Groups of 8 (or 4) windows in SIMD lanes, the same arithmetic and
-                                    // selects lane by lane; a last group may overlap the previous one (it
-                                    // writes the same values again). Narrow rows fall through to the loop.
-                                    if wo >= 4 {
-                                        let lanes = wo >= 8 ? 8 : 4
-                                        var xo0 = 0
-                                        while true {
-                                            if lanes == 8 {
-                                                pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
-                                            } else {
-                                                pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
-                                            }
-                                            if xo0 + lanes >= wo { break }
-                                            xo0 = Swift.min(xo0 + lanes, wo - lanes)
-                                        }
-                                        continue
-                                    }
-                                    for xo in 0..<wo {
-                                        let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
-                                        let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
-                                        let c1 = v1 > v0
-                                        var best = c1 ? v1 : v0
-                                        var offset: Int32 = c1 ? 1 : 0
-                                        let c2 = v2 > best
-                                        best = c2 ? v2 : best
-                                        offset = c2 ? w32 : offset
-                                        let c3 = v3 > best
-                                        best = c3 ? v3 : best
-                                        offset = c3 ? w32 &+ 1 : offset
-                                        o[xo] = best > 0 ? best : 0
-                                        oi[xo] = rowBase &+ Int32(truncatingIfNeeded: 2 &* xo) &+ offset
-                                    }
-                                }
-                                continue
-                            }
-                            for y in 0..<ho {
-                                for xo in 0..<wo {
-                                    var bestIndex = (y * size) * w + xo * size
-                                    var best = p[bestIndex] * a + shift
-                                    for i in 0..<size {
-                                        for j in 0..<size {
-                                            let idx = (y * size + i) * w + xo * size + j
-                                            let value = p[idx] * a + shift
-                                            if value > best { best = value; bestIndex = idx }
-                                        }
-                                    }
-                                    po[outPlane + y * wo + xo] = best > 0 ? best : 0
-                                    pi[outPlane + y * wo + xo] = Int32(plane + bestIndex)
-                                }
-                            }
+                    ComputeThreads.forEachRange(n * c, work: x.count) { planes in
+                        for index in planes {
+                            poolPlane(px + index * inner, h: h, w: w, size: size, a: a[index % c],
+                                      shift: shift[index % c], firstIndex: index * inner,
+                                      into: po + index * ho * wo, indices: pi.baseAddress! + index * ho * wo)
                         }
                     }
                 }
-              }
-              }
-              }
             }
         }
         return (out, [n, c, ho, wo], indices, mean, variance, invstd)
@@ -239,44 +173,42 @@ struct BlockGradient {
         (inner, pooled) = (x.shape[2] * x.shape[3], y.shape[2] * y.shape[3])
         let (n, c, pooled) = (n, c, pooled)
         let m = Float(n * inner)
-        var a = [Float](repeating: 0, count: c), sumG = a, scaleX = a, am = a, dgamma = a, dbeta = a
-        x.withPointer { px in
+        // Each plane's two sums in float, the planes in memory order (x's planes are read where the indices
+        // point, so this streams through x), then each channel's in double, image after image.
+        let planeSums = x.withPointer { px in
             g.withPointer { pg in
                 y.withPointer { py in
                     indices.withUnsafeBufferPointer { pi in
-                      a.withUnsafeMutableBufferPointer { pa in
-                      sumG.withUnsafeMutableBufferPointer { pSumG in
-                      scaleX.withUnsafeMutableBufferPointer { pScaleX in
-                      am.withUnsafeMutableBufferPointer { pAm in
-                      dgamma.withUnsafeMutableBufferPointer { pdGamma in
-                      dbeta.withUnsafeMutableBufferPointer { pdBeta in
-                        ComputeThreads.forEach(c, work: n * c * pooled * 4) { ch in
-                            let mu = mean[ch], inv = invstd[ch]
-                            var sg = 0.0, sgx = 0.0
-                            for b in 0..<n {
-                                let base = (b * c + ch) * pooled
-                                var t1: Float = 0, t2: Float = 0
-                                for k in base..<(base + pooled) {
-                                    // Branch-free: the gradient is zero where the output was clipped.
-                                    let gk = pg[k], gv = py[k] > 0 ? gk : 0
-                                    t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
+                        makeScalars(2 * n * c) { ps in
+                            ComputeThreads.forEachRange(n * c, work: n * c * pooled * 4) { planes in
+                                for index in planes {
+                                    let mu = mean[index % c], base = index * pooled
+                                    var t1: Float = 0, t2: Float = 0
+                                    for k in base..<(base + pooled) {
+                                        // Branch-free: the gradient is zero where the output was clipped.
+                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
+                                        t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
+                                    }
+                                    ps[2 * index] = t1; ps[2 * index + 1] = t2
                                 }
-                                sg += Double(t1); sgx += Double(t2)
                             }
-                            let sum = Float(sg), sumGX = Float(sgx) * inv
-                            pdGamma[ch] = sumGX; pdBeta[ch] = sum
-                            let scale = gamma.scalars[ch] * inv / m
-                            pa[ch] = scale; pSumG[ch] = sum; pScaleX[ch] = sumGX * inv; pAm[ch] = scale * m
                         }
-                      }
-                      }
-                      }
-                      }
-                      }
-                      }
                     }
                 }
             }
+        }
+        let gammaValues = gamma.scalars
+        var a = [Float](repeating: 0, count: c), sumG = a, scaleX = a, am = a, dgamma = a, dbeta = a
+        for ch in 0..<c {
+            let inv = invstd[ch]
+            var sg = 0.0, sgx = 0.0
+            for b in 0..<n {
+                sg += Double(planeSums[2 * (b * c + ch)]); sgx += Double(planeSums[2 * (b * c + ch) + 1])
+            }
+            let sum = Float(sg), sumGX = Float(sgx) * inv
+            dgamma[ch] = sumGX; dbeta[ch] = sum
+            let scale = gammaValues[ch] * inv / m
+            a[ch] = scale; sumG[ch] = sum; scaleX[ch] = sumGX * inv; am[ch] = scale * m
         }
         (self.mean, self.a, self.sumG, self.scaleX, self.am, self.dgamma, self.dbeta) = (mean, a, sumG, scaleX, am, dgamma, dbeta)
     }
@@ -295,6 +227,72 @@ struct BlockGradient {
         for k in base..<(base + pooled) {
             let gk = pg[k], gv = py[k] > 0 ? gk : 0
             o[Int(pi[k]) - plane] += am * gv
+        }
+    }
+}
+
+/// relu(maxPool(a·x + shift)) of one h × w plane `p` with size × size windows: each window's first maximum
+/// into `o` and its flat index (`firstIndex` + its offset in the plane) into `oi`.
+@inline(__always)
+private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: Float, shift: Float, firstIndex: Int,
+                       into po: UnsafeMutablePointer<Float>, indices pi: UnsafeMutablePointer<Int32>) {
+    let ho = h / size, wo = w / size
+    if size == 2 {
+        // The common 2×2 case, written as selects (no data-dependent branches): the first maximum of the
+        // window wins, as in `maxPool2d`.
+        let w32 = Int32(w)
+        for y in 0..<ho {
+            let r0 = p + 2 * y * w, r1 = r0 + w
+            let o = po + y * wo, oi = pi + y * wo
+            let rowBase = Int32(firstIndex + 2 * y * w)
+            // Groups of 8 (or 4) windows in SIMD lanes, the same arithmetic and selects lane by lane; a last
+            // group may overlap the previous one (it writes the same values again). Narrow rows fall through
+            // to the loop.
+            if wo >= 4 {
+                let lanes = wo >= 8 ? 8 : 4
+                var xo0 = 0
+                while true {
+                    if lanes == 8 {
+                        pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                    } else {
+                        pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                    }
+                    if xo0 + lanes >= wo { break }
+                    xo0 = Swift.min(xo0 + lanes, wo - lanes)
+                }
+                continue
+            }
+            for xo in 0..<wo {
+                let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
+                let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
+                let c1 = v1 > v0
+                var best = c1 ? v1 : v0
+                var offset: Int32 = c1 ? 1 : 0
+                let c2 = v2 > best
+                best = c2 ? v2 : best
+                offset = c2 ? w32 : offset
+                let c3 = v3 > best
+                best = c3 ? v3 : best
+                offset = c3 ? w32 &+ 1 : offset
+                o[xo] = best > 0 ? best : 0
+                oi[xo] = rowBase &+ Int32(truncatingIfNeeded: 2 &* xo) &+ offset
+            }
+        }
+        return
+    }
+    for y in 0..<ho {
+        for xo in 0..<wo {
+            var bestIndex = (y * size) * w + xo * size
+            var best = p[bestIndex] * a + shift
+            for i in 0..<size {
+                for j in 0..<size {
+                    let idx = (y * size + i) * w + xo * size + j
+                    let value = p[idx] * a + shift
+                    if value > best { best = value; bestIndex = idx }
+                }
+            }
+            po[y * wo + xo] = best > 0 ? best : 0
+            pi[y * wo + xo] = Int32(firstIndex + bestIndex)
         }
     }
 }

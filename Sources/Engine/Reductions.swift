@@ -54,17 +54,34 @@ func vectorSumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float
     return (a, b)
 }
 
-/// Mean, biased variance and 1/√(variance + ε) of channel `ch` of an [n, c, inner] tensor: two passes,
-/// partial sums in double. Batch norm and the fused block both use it, so their statistics agree exactly.
-@inline(__always)
-func channelMoments(_ px: UnsafePointer<Float>, n: Int, c: Int, inner: Int, channel ch: Int,
-                    epsilon: Float) -> (mean: Float, variance: Float, invstd: Float) {
+/// Per-channel mean, biased variance and 1/√(variance + ε) of an [n, c, inner] tensor: two passes, each
+/// plane's sum in float, then each channel's in double, image after image. The planes are visited in memory
+/// order (in parallel for large tensors), so the passes stream through x rather than stride across it.
+/// Batch norm and the fused block both use it, so their statistics agree exactly.
+func batchMoments(_ px: UnsafePointer<Float>, n: Int, c: Int, inner: Int, epsilon: Float)
+    -> (mean: [Float], variance: [Float], invstd: [Float]) {
     let m = Double(n * inner)
-    var s = 0.0
-    for b in 0..<n { s += Double(vectorSum(px + (b * c + ch) * inner, inner)) }
-    let mu = Float(s / m)
-    var v = 0.0
-    for b in 0..<n { v += Double(vectorSumSquaredDeviations(px + (b * c + ch) * inner, inner, mean: mu)) }
-    let variance = Float(v / m)
-    return (mu, variance, 1 / (variance + epsilon).squareRoot())
+    let planeSums = makeScalars(n * c) { ps in
+        ComputeThreads.forEachRange(n * c, work: n * c * inner) { planes in
+            for index in planes { ps[index] = vectorSum(px + index * inner, inner) }
+        }
+    }
+    var mean = [Float](repeating: 0, count: c), variance = mean, invstd = mean
+    for ch in 0..<c {
+        var s = 0.0
+        for b in 0..<n { s += Double(planeSums[b * c + ch]) }
+        mean[ch] = Float(s / m)
+    }
+    let planeDeviations = makeScalars(n * c) { ps in
+        ComputeThreads.forEachRange(n * c, work: n * c * inner) { planes in
+            for index in planes { ps[index] = vectorSumSquaredDeviations(px + index * inner, inner, mean: mean[index % c]) }
+        }
+    }
+    for ch in 0..<c {
+        var v = 0.0
+        for b in 0..<n { v += Double(planeDeviations[b * c + ch]) }
+        variance[ch] = Float(v / m)
+        invstd[ch] = 1 / (variance[ch] + epsilon).squareRoot()
+    }
+    return (mean, variance, invstd)
 }

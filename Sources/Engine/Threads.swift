@@ -74,4 +74,16 @@ extension ComputeThreads {
         }
         _ = map(count) { body($0) }
     }
+
+    /// Runs `body` on contiguous ranges that together cover 0..<count in order, in parallel like `forEach`
+    /// (a few ranges per thread): for many small items in memory order, such as the planes of an NCHW
+    /// tensor, where a task per item would cost more than the item. Each range must write its own part.
+    static func forEachRange(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
+        let parts = Swift.min(count, 4 * ComputeThreads.count)
+        if parts <= 1 || work < parallelThreshold {
+            body(0..<count)
+            return
+        }
+        _ = map(parts) { part in body((part * count / parts)..<((part + 1) * count / parts)) }
+    }
 }
