@@ -138,10 +138,10 @@ extension Tensor {
                 y.withPointer { py in
                     indices.withUnsafeBufferPointer { pi in
                         makeScalars(x.count) { po in
-                            ComputeThreads.forEach(c, work: x.count) { ch in
-                                for b in 0..<n {
-                                    constants.plane(image: b, channel: ch, px: px, pg: pg, py: py, pi: pi.baseAddress!,
-                                                    into: po + (b * c + ch) * constants.inner)
+                            ComputeThreads.forEachRange(n * c, work: x.count) { planes in
+                                for index in planes {
+                                    constants.plane(image: index / c, channel: index % c, px: px, pg: pg, py: py,
+                                                    pi: pi.baseAddress!, into: po + index * constants.inner)
                                 }
                             }
                         }
@@ -371,10 +371,9 @@ extension Tensor {
         let norm = InferenceNorm(gamma: gamma, beta: beta, mean: mean, variance: variance, epsilon: epsilon)
         let out = x.withPointer { px in
             makeScalars(n * c * ho * wo) { po in
-                ComputeThreads.forEach(c, work: x.count) { ch in
-                    for image in 0..<n {
-                        norm.poolPlane(px + (image * c + ch) * inner, h: h, w: w, channel: ch,
-                                       into: po + (image * c + ch) * ho * wo)
+                ComputeThreads.forEachRange(n * c, work: x.count) { planes in
+                    for index in planes {
+                        norm.poolPlane(px + index * inner, h: h, w: w, channel: index % c, into: po + index * ho * wo)
                     }
                 }
             }
