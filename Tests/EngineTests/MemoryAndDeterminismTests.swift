@@ -132,3 +132,43 @@ final class MatmulThreadTests: XCTestCase {
         }
     }
 }
+
+/// Contiguous ranges over the threads (the planes of the batch statistics and the fused block): every index
+/// once, in order within a range, for any thread count; batch norm's statistics the same bits on any.
+final class PlaneRangeThreadTests: XCTestCase {
+    func testRangesCoverEveryIndexOnce() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        for threads in [1, 2, 3] {
+            ComputeThreads.set(threads)
+            for count in [0, 1, 2, 7, 64, 1000] {
+                let lock = NSLock()
+                var seen = [Int](repeating: 0, count: count), ranges: [Range<Int>] = []
+                ComputeThreads.forEachRange(count, work: Int.max) { range in
+                    lock.lock(); defer { lock.unlock() }
+                    ranges.append(range)
+                    for i in range { seen[i] += 1 }
+                }
+                XCTAssertEqual(seen, [Int](repeating: 1, count: count), "count \(count), threads \(threads)")
+                XCTAssertLessThanOrEqual(ranges.count, Swift.max(1, 4 * threads), "count \(count), threads \(threads)")
+                XCTAssertEqual(ranges.map(\.count).reduce(0, +), count)
+            }
+        }
+    }
+
+    func testBatchNormSameBitsOnOneAndThreeThreads() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        var rng = SeededRNG(seed: 314)
+        // 150,528 values: above the size at which the statistics split their planes over the threads.
+        let x = rng.tensor([24, 8, 28, 28], -2, 2), gamma = rng.tensor([8], 0.5, 1.5), beta = rng.tensor([8])
+        func run(_ threads: Int) -> [[UInt32]] {
+            ComputeThreads.set(threads)
+            let r = Tensor.batchNorm(x, scale: gamma, offset: beta)
+            return [r.output.scalars, r.mean, r.variance].map { $0.map(\.bitPattern) }
+        }
+        let one = run(1)
+        XCTAssertEqual(one, run(2))
+        XCTAssertEqual(one, run(3))
+    }
+}
