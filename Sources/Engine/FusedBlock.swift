@@ -232,7 +232,7 @@ struct BlockGradient {
 }
 
 /// relu(maxPool(a·x + shift)) of one h × w plane `p` with size × size windows: each window's first maximum
-/// into `o` and its flat index (`firstIndex` + its offset in the plane) into `oi`.
+/// into `po` and its flat index (`firstIndex` + its offset in the plane) into `pi`.
 @inline(__always)
 private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: Float, shift: Float, firstIndex: Int,
                        into po: UnsafeMutablePointer<Float>, indices pi: UnsafeMutablePointer<Int32>) {
