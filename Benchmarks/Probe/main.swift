@@ -3,7 +3,8 @@
 // heaptrack. Usage (from Benchmarks/): .build/release/Probe LEARNER WAYS SHOTS QUERIES STEPS [SIDE]
 // e.g. `heaptrack .build/release/Probe protonet 60 5 5 3` — SIDE 28 (default) is 28×28 grey, any other value
 // SIDE×SIDE colour (84: miniImageNet's shape). METABENCH_THREADS sets the threads (default 2); meta-batch 4
-// for MAML's family, 1 otherwise. Prints the mean time per step.
+// for MAML's family, 1 otherwise. Prints the mean time per step, then how much of it ran in the engine's parallel
+// regions (`ComputeThreads.regionTotals`) and how long their threads waited there.
 import Engine
 import FewShotData
 import Foundation
@@ -30,10 +31,19 @@ do {
                                  iterations: 1000)
     let learner = try LearnerRegistry.builtIn.descriptor(named: learnerName).instantiate([:], setting: setting)
     let source = RandomEpisodes(ways: ways, shots: shots, queries: queries, shape: imageShape)
+    ComputeThreads.resetRegionTotals()
     let start = Date()
     for i in 0..<steps { _ = try learner.trainStep(iteration: i, source: source) }
     let perStep = Date().timeIntervalSince(start) / Double(steps) * 1000
     print("\(learnerName) \(ways)w\(shots)s q\(queries) \(side)×\(side): \(String(format: "%.1f", perStep)) ms per step")
+    // Where the step's wall-clock time goes between the engine's parallel regions and the rest (one thread).
+    let regions = ComputeThreads.regionTotals
+    if regions.count > 0 {
+        func perStepMs(_ nanoseconds: UInt64) -> String { String(format: "%.1f", Double(nanoseconds) / 1e6 / Double(steps)) }
+        print("  parallel regions: \(regions.count / steps) per step, \(perStepMs(regions.wallNanoseconds)) ms per step "
+              + "(threads waiting in them: \(perStepMs(regions.capacityNanoseconds - regions.busyNanoseconds)) thread-ms); "
+              + "outside them: \(String(format: "%.1f", perStep - Double(regions.wallNanoseconds) / 1e6 / Double(steps))) ms per step")
+    }
 } catch {
     FileHandle.standardError.write(Data("Probe: \(error)\n".utf8))
     exit(1)

@@ -39,6 +39,8 @@ public enum ComputeThreads {
         // Each thread takes the next index when it is free, so unequal items even out (a body writes only its
         // own index's results, so which thread ran it changes nothing).
         var next = 0
+        var busy: UInt64 = 0  // nanoseconds in `body`, summed over the threads
+        let start = DispatchTime.now().uptimeNanoseconds
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 pthread_setspecific(insideKey, UnsafeRawPointer(bitPattern: 1))
@@ -49,12 +51,51 @@ public enum ComputeThreads {
                     next += 1
                     resultsLock.unlock()
                     if i >= n { break }
+                    let itemStart = DispatchTime.now().uptimeNanoseconds
                     let r = Result { try body(i) }
-                    resultsLock.lock(); results[i] = r; resultsLock.unlock()
+                    let itemTime = DispatchTime.now().uptimeNanoseconds &- itemStart
+                    resultsLock.lock(); results[i] = r; busy &+= itemTime; resultsLock.unlock()
                 }
             }
         }
+        let wall = DispatchTime.now().uptimeNanoseconds &- start
+        regionLock.lock()
+        regions.count += 1
+        regions.wallNanoseconds &+= wall
+        regions.busyNanoseconds &+= busy
+        regions.capacityNanoseconds &+= wall &* UInt64(threads)
+        regionLock.unlock()
         return try results.map { try $0!.get() }
+    }
+
+    /// Totals over the parallel regions (`map` calls that ran on more than one thread) since the process
+    /// started or `resetRegionTotals()`: how much of a step runs in parallel, and how long its threads wait
+    /// inside those regions (for `Benchmarks/Probe`; nothing else reads them).
+    public struct RegionTotals: Sendable, Equatable {
+        /// Parallel regions run.
+        public var count = 0
+        /// Wall-clock time inside them (the calling thread's, from start to return).
+        public var wallNanoseconds: UInt64 = 0
+        /// Time the threads spent in the regions' items, summed over the threads.
+        public var busyNanoseconds: UInt64 = 0
+        /// Each region's wall-clock time times its threads: busy + waiting.
+        public var capacityNanoseconds: UInt64 = 0
+    }
+
+    private static let regionLock = NSLock()
+    nonisolated(unsafe) private static var regions = RegionTotals()
+
+    /// The region totals so far.
+    public static var regionTotals: RegionTotals {
+        regionLock.lock(); defer { regionLock.unlock() }
+        return regions
+    }
+
+    /// Starts the region totals again from zero.
+    public static func resetRegionTotals() {
+        regionLock.lock()
+        regions = RegionTotals()
+        regionLock.unlock()
     }
 }
 

@@ -172,3 +172,35 @@ final class PlaneRangeThreadTests: XCTestCase {
         XCTAssertEqual(one, run(3))
     }
 }
+
+/// `ComputeThreads.regionTotals`: what `Benchmarks/Probe` reports of a step's parallel regions.
+final class RegionTotalsTests: XCTestCase {
+    func testRegionsAreCountedWithTheirThreadsTime() {
+        let saved = ComputeThreads.count
+        defer { ComputeThreads.set(saved) }
+        ComputeThreads.set(2)
+        ComputeThreads.resetRegionTotals()
+        XCTAssertEqual(ComputeThreads.regionTotals, ComputeThreads.RegionTotals())
+        // Four items of at least 2 ms each; a nested map inside one item runs in order and is no region of its own.
+        let values = ComputeThreads.map(4) { i -> Int in
+            usleep(2_000)
+            if i == 0 { return ComputeThreads.map(3) { $0 }.reduce(0, +) }
+            return i
+        }
+        XCTAssertEqual(values, [3, 1, 2, 3])
+        let totals = ComputeThreads.regionTotals
+        XCTAssertEqual(totals.count, 1)
+        XCTAssertGreaterThanOrEqual(totals.busyNanoseconds, 8_000_000)
+        XCTAssertGreaterThanOrEqual(totals.wallNanoseconds, 4_000_000)
+        XCTAssertGreaterThanOrEqual(totals.capacityNanoseconds, totals.busyNanoseconds)
+        XCTAssertEqual(totals.capacityNanoseconds, 2 * totals.wallNanoseconds)
+        // One thread, or a single item: no region.
+        ComputeThreads.set(1)
+        _ = ComputeThreads.map(4) { $0 }
+        ComputeThreads.set(2)
+        _ = ComputeThreads.map(1) { $0 }
+        XCTAssertEqual(ComputeThreads.regionTotals, totals)
+        ComputeThreads.resetRegionTotals()
+        XCTAssertEqual(ComputeThreads.regionTotals.count, 0)
+    }
+}
