@@ -17,6 +17,9 @@ final class ConvPathTests: XCTestCase {
              why: "Conv4's first layer on a 5w1s q15 episode: 8 even chunks forward, the budget's 74 + 6 summing"),
         Case(x: [3, 5, 7, 9], w: [6, 5, 3, 3], stride: 1, pad: 1, why: "odd plane sides (Winograd's half tiles)"),
         Case(x: [2, 4, 21, 37], w: [3, 4, 3, 3], stride: 1, pad: 1, why: "19 tiles a row (Winograd's vectors of 8 tiles)"),
+        Case(x: [80, 64, 3, 3], w: [64, 64, 3, 3], stride: 1, pad: 1,
+             why: "Conv4's 3 × 3 layer on a 5w1s q15 episode: one chunk, one gathered product"),
+        Case(x: [60, 32, 9, 9], w: [8, 32, 3, 3], stride: 2, pad: 1, why: "strided, one chunk of 60 images"),
     ]
 
     func testLargePlanesAndManyChunksMatchDoubleLoops() { Self.checkAgainstDoubleLoops() }
