@@ -231,10 +231,16 @@ private func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) 
     return body(p)
 }
 
-/// The convolution's forward values [N, O, Ho, Wo] for input x, weights w and an optional bias.
-private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?) -> [Float] {
+/// The convolution's forward values [N, O, Ho, Wo] for input x, weights w and an optional bias; with `inspect`,
+/// each image's values are handed to it as soon as they are final (see `ConvForwardOutput.tensorThen`).
+private func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?,
+                         inspect: ((_ image: Int, _ values: UnsafePointer<Float>) -> Void)? = nil) -> [Float] {
     makeScalars(g.n * g.o * g.ho * g.wo) { po in
-        convForward(x, w, g, bias: bias, output: .tensor(po))
+        if let inspect {
+            convForward(x, w, g, bias: bias, output: .tensorThen(po, inspect))
+        } else {
+            convForward(x, w, g, bias: bias, output: .tensor(po))
+        }
     }
 }
 
@@ -245,6 +251,9 @@ enum ConvForwardOutput {
     /// Into a scratch plane that stays in cache, then `consume(image, values)` (called on the thread that
     /// computed the image; images of different chunks may be consumed concurrently).
     case perImage(_ consume: (_ image: Int, _ values: UnsafeMutablePointer<Float>) -> Void)
+    /// Straight into the NCHW output, then `inspect(image, values)` reads each image's values there as soon as
+    /// they are final, while they are in cache (on the thread that computed the image, as `perImage`).
+    case tensorThen(UnsafeMutablePointer<Float>, _ inspect: (_ image: Int, _ values: UnsafePointer<Float>) -> Void)
 }
 
 extension ConvForwardOutput {
@@ -254,16 +263,32 @@ extension ConvForwardOutput {
         return 0
     }
 
+    /// The output tensor's address, when the values go there.
+    var tensor: UnsafeMutablePointer<Float>? {
+        switch self {
+        case .tensor(let po), .tensorThen(let po, _): return po
+        case .perImage: return nil
+        }
+    }
+
+    /// Image b's values (`size` floats) are final at `values` (the output tensor's image, or the scratch plane):
+    /// hands them to the consumer or the inspector, if any.
+    @inline(__always)
+    func finished(image b: Int, size: Int, values: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .tensor: break
+        case .perImage(let consume): consume(b, values)
+        case .tensorThen(_, let inspect): inspect(b, values)
+        }
+    }
+
     /// `compute(destination)` for image b: the output tensor's image, or `plane`, then handed to the consumer.
     @inline(__always)
     func write(image b: Int, size: Int, plane: UnsafeMutablePointer<Float>,
                _ compute: (UnsafeMutablePointer<Float>) -> Void) {
-        switch self {
-        case .tensor(let po): compute(po + b * size)
-        case .perImage(let consume):
-            compute(plane)
-            consume(b, plane)
-        }
+        let destination = tensor.map { $0 + b * size } ?? plane
+        compute(destination)
+        finished(image: b, size: size, values: destination)
     }
 }
 
@@ -283,11 +308,10 @@ func convForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, out
                     // One image's values when they go to `consume` (unused otherwise).
                     withScratch({ if case .perImage = output { return g.o * hw } else { return 0 } }()) { plane in
                         func destination(_ image: Int) -> UnsafeMutablePointer<Float> {
-                            if case .tensor(let po) = output { return po + image * g.o * hw }
-                            return plane
+                            output.tensor.map { $0 + image * g.o * hw } ?? plane
                         }
                         func finish(_ image: Int) {
-                            if case .perImage(let consume) = output { consume(image, plane) }
+                            output.finished(image: image, size: g.o * hw, values: destination(image))
                         }
                         let n = count * hw
                         im2col(px, g, first: first, count: count, cols)
@@ -512,9 +536,16 @@ extension Tensor {
     /// 2-D convolution (cross-correlation, as PyTorch's `conv2d`): input [N, C, H, W], weight
     /// [O, C, kH, kW], optional bias [O]; output [N, O, Ho, Wo].
     public static func conv2d(_ x: Tensor, weight w: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
+        conv2d(x, weight: w, bias: bias, stride: stride, padding: padding, inspect: nil)
+    }
+
+    /// `conv2d`, with each image's output values [O, Ho·Wo] handed to `inspect` as soon as they are final (on the
+    /// thread that made them, while they are in cache; images of different chunks concurrently).
+    static func conv2d(_ x: Tensor, weight w: Tensor, bias: Tensor?, stride: Int, padding: Int,
+                       inspect: ((_ image: Int, _ values: UnsafePointer<Float>) -> Void)?) -> Tensor {
         let g = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, pad: padding)
         if let bias { precondition(bias.shape == [g.o], "conv2d: bias shape \(bias.shape), expected [\(g.o)]") }
-        let out = convForward(x, w, g, bias: bias)
+        let out = convForward(x, w, g, bias: bias, inspect: inspect)
         let inputs = bias.map { [x, w, $0] } ?? [x, w]
         return record("conv2d", [g.n, g.o, g.ho, g.wo], out, inputs: inputs) { grad, _ in
             if !GradMode.isEnabled, let bias, bias.requiresGrad, w.requiresGrad {

@@ -212,15 +212,17 @@ func oneDNNForward(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry, bias: Tensor?, o
             func run(_ pb: UnsafePointer<Float>?) {
                 ComputeThreads.forEach(chunks, work: g.colRows * g.colCols) { index in
                     let first = index * chunk, count = Swift.min(chunk, g.n - first)
-                    switch output {
-                    case .tensor(let po):
+                    if let po = output.tensor {
                         checked(cdnnl_forward(cGeometry(g, images: count), px + first * inImage, pw, pb,
                                               po + first * outImage))
-                    case .perImage(let consume):
+                        for b in 0..<count {
+                            output.finished(image: first + b, size: outImage, values: po + (first + b) * outImage)
+                        }
+                    } else {
                         let values = UnsafeMutablePointer<Float>.allocate(capacity: count * outImage)
                         defer { values.deallocate() }
                         checked(cdnnl_forward(cGeometry(g, images: count), px + first * inImage, pw, pb, values))
-                        for b in 0..<count { consume(first + b, values + b * outImage) }
+                        for b in 0..<count { output.finished(image: first + b, size: outImage, values: values + b * outImage) }
                     }
                 }
             }

@@ -8,45 +8,57 @@ extension Tensor {
     public static func batchNormMaxPoolReLU(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor,
                                             epsilon: Float = 1e-5, poolSize size: Int = 2) -> BatchNormResult {
         let f = blockForward(x, scale: gamma, offset: beta, epsilon: epsilon, poolSize: size)
-        let (indices, mean, invstd) = (f.indices, f.mean, f.invstd)
+        let (indices, maxima, mean, invstd) = (f.indices, f.maxima, f.mean, f.invstd)
         let output = record("batchNormMaxPoolReLU", f.shape, f.values, inputs: [x, gamma, beta]) { g, y in
             if GradMode.isEnabled {
                 // relu′ (mask of the output), the pooling scatter, then batch norm's composite gradient.
                 let gBN = g.masked(wherePositive: y).scatterFlat(indices, shape: x.shape)
                 return batchNormGradientGraph(gBN, x, gamma, epsilon: epsilon)
             }
-            return fusedBlockGradient(g, y, x, gamma, indices: indices, mean: mean, invstd: invstd)
+            return fusedBlockGradient(g, y, x, gamma, indices: indices, maxima: maxima, mean: mean, invstd: invstd)
         }
         return BatchNormResult(output: output, mean: f.mean, variance: f.variance)
     }
 
     /// The fused block's values with batch statistics: the output [N, C, H/size, W/size], the flat index in x of
-    /// each output's window maximum, and the per-channel mean, biased variance and 1/√(σ² + ε).
-    static func blockForward(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, epsilon: Float, poolSize size: Int)
-        -> (values: [Float], shape: [Int], indices: [Int32], mean: [Float], variance: [Float], invstd: [Float]) {
+    /// each output's window maximum and that maximum's value in x (what the first-order gradient's sums read, so
+    /// that they need not gather it from the whole of x), and the per-channel mean, biased variance and
+    /// 1/√(σ² + ε). `planeSums`: the statistics' first sums, when the caller made them (`batchMoments`).
+    static func blockForward(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor, epsilon: Float, poolSize size: Int,
+                             planeSums: [Float]? = nil)
+        -> (values: [Float], shape: [Int], indices: [Int32], maxima: [Float], mean: [Float], variance: [Float],
+            invstd: [Float]) {
         precondition(x.rank == 4, "batchNormMaxPoolReLU needs NCHW input, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
-        let ho = h / size, wo = w / size, inner = h * w
-        var indices = [Int32](repeating: 0, count: n * c * ho * wo)
+        let ho = h / size, wo = w / size, inner = h * w, count = n * c * ho * wo
         let gammaValues = gamma.scalars, betaValues = beta.scalars
-        let (mean, variance, invstd) = x.withPointer { batchMoments($0, n: n, c: c, inner: inner, epsilon: epsilon) }
+        let (mean, variance, invstd) = x.withPointer {
+            batchMoments($0, n: n, c: c, inner: inner, epsilon: epsilon, planeSums: planeSums)
+        }
         let a = (0..<c).map { gammaValues[$0] * invstd[$0] }
         let shift = (0..<c).map { betaValues[$0] - mean[$0] * a[$0] }
-        let out = x.withPointer { px in
-            indices.withUnsafeMutableBufferPointer { pi in
-                makeScalars(n * c * ho * wo) { po in
-                    ComputeThreads.forEachRange(n * c, work: x.count) { planes in
-                        for index in planes {
-                            poolPlane(px + index * inner, h: h, w: w, size: size, a: a[index % c],
-                                      shift: shift[index % c], firstIndex: index * inner,
-                                      into: po + index * ho * wo, indices: pi.baseAddress! + index * ho * wo)
+        var maxima: [Float] = [], out: [Float] = []
+        // Every output, index and maximum is written by `poolPlane`, so no array is zeroed first.
+        let indices = [Int32](unsafeUninitializedCapacity: count) { pi, initialized in
+            maxima = makeScalars(count) { pm in
+                out = makeScalars(count) { po in
+                    guard let pi = pi.baseAddress else { return }
+                    x.withPointer { px in
+                        ComputeThreads.forEachRange(n * c, work: x.count) { planes in
+                            for index in planes {
+                                let offset = index * ho * wo
+                                poolPlane(px + index * inner, h: h, w: w, size: size, a: a[index % c],
+                                          shift: shift[index % c], firstIndex: index * inner,
+                                          into: po + offset, indices: pi + offset, maxima: pm + offset)
+                            }
                         }
                     }
                 }
             }
+            initialized = count
         }
-        return (out, [n, c, ho, wo], indices, mean, variance, invstd)
+        return (out, [n, c, ho, wo], indices, maxima, mean, variance, invstd)
     }
 
     /// relu(maxPool2d(batchNorm(conv2d(x)))) with batch statistics and 2×2 windows: a whole Conv4 block in
@@ -61,14 +73,23 @@ extension Tensor {
     public static func convBatchNormMaxPoolReLU(_ x: Tensor, weight w: Tensor, bias: Tensor?, stride: Int = 1,
                                                 padding: Int = 0, scale gamma: Tensor, offset beta: Tensor,
                                                 epsilon: Float = 1e-5) -> BatchNormResult {
-        let conv = conv2d(x, weight: w, bias: bias, stride: stride, padding: padding)
         if let bias, bias.requiresGrad, !w.requiresGrad {
             // The convolution's first-order rule sums a bias gradient on its own only in this case: keep its arithmetic.
-            return batchNormMaxPoolReLU(conv, scale: gamma, offset: beta, epsilon: epsilon)
+            return batchNormMaxPoolReLU(conv2d(x, weight: w, bias: bias, stride: stride, padding: padding),
+                                        scale: gamma, offset: beta, epsilon: epsilon)
         }
-        let f = blockForward(conv, scale: gamma, offset: beta, epsilon: epsilon, poolSize: 2)
-        let (indices, mean, invstd) = (f.indices, f.mean, f.invstd)
         let g = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, pad: padding)
+        // The batch statistics' first pass (each plane's sum) as each image's output comes out of the convolution,
+        // while it is in cache, rather than in a pass of its own over the whole output: the same sums.
+        let hw = g.ho * g.wo
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(g.n * g.o, 1))
+        defer { sums.deallocate() }
+        let conv = conv2d(x, weight: w, bias: bias, stride: stride, padding: padding) { image, values in
+            for ch in 0..<g.o { sums[image * g.o + ch] = planeSum(values + ch * hw, hw) }
+        }
+        let planeSums = Array(UnsafeBufferPointer(start: sums, count: g.n * g.o))
+        let f = blockForward(conv, scale: gamma, offset: beta, epsilon: epsilon, poolSize: 2, planeSums: planeSums)
+        let (indices, maxima, mean, invstd) = (f.indices, f.maxima, f.mean, f.invstd)
         // The convolution's output first (the composite rule's way back), then its operands (the fused rule's).
         let inputs = [conv, gamma, beta, x, w] + (bias.map { [$0] } ?? [])
         let recorded = RecordedFlag()
@@ -84,10 +105,11 @@ extension Tensor {
             if recorded.value {
                 // The composite's first-order way, so that the shares are summed before the convolution's
                 // products, as with the operations in turn (the same bits, and one product rather than two).
-                return fusedBlockGradient(grad, y, conv, gamma, indices: indices, mean: mean, invstd: invstd)
+                return fusedBlockGradient(grad, y, conv, gamma, indices: indices, maxima: maxima,
+                                          mean: mean, invstd: invstd)
                     + [nil, nil, nil]
             }
-            let block = BlockGradient(grad, y, conv, gamma, indices: indices, mean: mean, invstd: invstd)
+            let block = BlockGradient(grad, y, conv, gamma, maxima: maxima, mean: mean, invstd: invstd)
             let (c, inner) = (block.c, block.inner)
             return conv.withPointer { px in
                 grad.withPointer { pg in
@@ -130,9 +152,10 @@ extension Tensor {
     /// `indices` where the output is positive; batch norm's gradient is then
     /// dx = γ·ι/M · (M·g − Σg − x̂·Σ(g·x̂)), with the sums taken over the sparse g.
     private static func fusedBlockGradient(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, indices: [Int32],
+                                           maxima: [Float],
                                            mean: [Float], invstd: [Float]) -> [Tensor?] {
         let (n, c) = (x.shape[0], x.shape[1])
-        let constants = BlockGradient(g, y, x, gamma, indices: indices, mean: mean, invstd: invstd)
+        let constants = BlockGradient(g, y, x, gamma, maxima: maxima, mean: mean, invstd: invstd)
         let dx = x.withPointer { px in
             g.withPointer { pg in
                 y.withPointer { py in
@@ -167,30 +190,30 @@ struct BlockGradient {
     let n, c, inner, pooled: Int
     let mean, a, sumG, scaleX, am, dgamma, dbeta: [Float]
 
-    /// g and y [N, C, Ho, Wo] (the output's gradient and the output), x [N, C, H, W] (the block's input).
-    init(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, indices: [Int32], mean: [Float], invstd: [Float]) {
+    /// g and y [N, C, Ho, Wo] (the output's gradient and the output), x [N, C, H, W] (the block's input),
+    /// `maxima` [N, C, Ho, Wo] the value in x of each output's window maximum (`blockForward`).
+    init(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, maxima: [Float], mean: [Float], invstd: [Float]) {
         (n, c) = (x.shape[0], x.shape[1])
         (inner, pooled) = (x.shape[2] * x.shape[3], y.shape[2] * y.shape[3])
         let (n, c, pooled) = (n, c, pooled)
         let m = Float(n * inner)
-        // Each plane's two sums in float, the planes in memory order (x's planes are read where the indices
-        // point, so this streams through x), then each channel's in double, image after image.
-        let planeSums = x.withPointer { px in
+        // Each plane's two sums in float, the planes in memory order, then each channel's in double, image after
+        // image. The maxima's values are x's where the indices point (kept by the forward pass, so this reads a
+        // quarter of what gathering them from x would).
+        let planeSums = maxima.withUnsafeBufferPointer { pm in
             g.withPointer { pg in
                 y.withPointer { py in
-                    indices.withUnsafeBufferPointer { pi in
-                        makeScalars(2 * n * c) { ps in
-                            ComputeThreads.forEachRange(n * c, work: n * c * pooled * 4) { planes in
-                                for index in planes {
-                                    let mu = mean[index % c], base = index * pooled
-                                    var t1: Float = 0, t2: Float = 0
-                                    for k in base..<(base + pooled) {
-                                        // Branch-free: the gradient is zero where the output was clipped.
-                                        let gk = pg[k], gv = py[k] > 0 ? gk : 0
-                                        t1 += gv; t2 += gv * (px[Int(pi[k])] - mu)
-                                    }
-                                    ps[2 * index] = t1; ps[2 * index + 1] = t2
+                    makeScalars(2 * n * c) { ps in
+                        ComputeThreads.forEachRange(n * c, work: n * c * pooled * 4) { planes in
+                            for index in planes {
+                                let mu = mean[index % c], base = index * pooled
+                                var t1: Float = 0, t2: Float = 0
+                                for k in base..<(base + pooled) {
+                                    // Branch-free: the gradient is zero where the output was clipped.
+                                    let gk = pg[k], gv = py[k] > 0 ? gk : 0
+                                    t1 += gv; t2 += gv * (pm[k] - mu)
                                 }
+                                ps[2 * index] = t1; ps[2 * index + 1] = t2
                             }
                         }
                     }
@@ -232,10 +255,11 @@ struct BlockGradient {
 }
 
 /// relu(maxPool(a·x + shift)) of one h × w plane `p` with size × size windows: each window's first maximum
-/// into `po` and its flat index (`firstIndex` + its offset in the plane) into `pi`.
+/// into `po`, its flat index (`firstIndex` + its offset in the plane) into `pi` and its value in `p` into `pm`.
 @inline(__always)
 private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: Float, shift: Float, firstIndex: Int,
-                       into po: UnsafeMutablePointer<Float>, indices pi: UnsafeMutablePointer<Int32>) {
+                       into po: UnsafeMutablePointer<Float>, indices pi: UnsafeMutablePointer<Int32>,
+                       maxima pm: UnsafeMutablePointer<Float>) {
     let ho = h / size, wo = w / size
     if size == 2 {
         // The common 2×2 case, written as selects (no data-dependent branches): the first maximum of the
@@ -243,7 +267,7 @@ private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: 
         let w32 = Int32(w)
         for y in 0..<ho {
             let r0 = p + 2 * y * w, r1 = r0 + w
-            let o = po + y * wo, oi = pi + y * wo
+            let o = po + y * wo, oi = pi + y * wo, om = pm + y * wo
             let rowBase = Int32(firstIndex + 2 * y * w)
             // Groups of 8 (or 4) windows in SIMD lanes, the same arithmetic and selects lane by lane; a last
             // group may overlap the previous one (it writes the same values again). Narrow rows fall through
@@ -253,9 +277,9 @@ private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: 
                 var xo0 = 0
                 while true {
                     if lanes == 8 {
-                        pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                        pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi, om)
                     } else {
-                        pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi)
+                        pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi, om)
                     }
                     if xo0 + lanes >= wo { break }
                     xo0 = Swift.min(xo0 + lanes, wo - lanes)
@@ -268,13 +292,17 @@ private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: 
                 let c1 = v1 > v0
                 var best = c1 ? v1 : v0
                 var offset: Int32 = c1 ? 1 : 0
+                var raw = c1 ? r0[2 * xo + 1] : r0[2 * xo]
                 let c2 = v2 > best
                 best = c2 ? v2 : best
                 offset = c2 ? w32 : offset
+                raw = c2 ? r1[2 * xo] : raw
                 let c3 = v3 > best
                 best = c3 ? v3 : best
                 offset = c3 ? w32 &+ 1 : offset
+                raw = c3 ? r1[2 * xo + 1] : raw
                 o[xo] = best > 0 ? best : 0
+                om[xo] = raw
                 oi[xo] = rowBase &+ Int32(truncatingIfNeeded: 2 &* xo) &+ offset
             }
         }
@@ -293,6 +321,7 @@ private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: 
             }
             po[y * wo + xo] = best > 0 ? best : 0
             pi[y * wo + xo] = Int32(firstIndex + bestIndex)
+            pm[y * wo + xo] = p[bestIndex]
         }
     }
 }
@@ -302,26 +331,28 @@ private func load<V: SIMD>(_ p: UnsafePointer<Float>, as: V.Type) -> V where V.S
     UnsafeRawPointer(p).loadUnaligned(as: V.self)
 }
 
-/// 2×2 windows xo0 ..< xo0 + 8 of rows r0, r1 after the affine a·x + shift: the first maximum (value and
-/// flat index) and ReLU of it, exactly as the scalar loop computes them, lane by lane.
+/// 2×2 windows xo0 ..< xo0 + 8 of rows r0, r1 after the affine a·x + shift: the first maximum (value, flat index
+/// and value in the rows) and ReLU of it, exactly as the scalar loop computes them, lane by lane.
 @inline(__always)
 private func pool2x2Lanes8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
                            _ shift: Float, _ w32: Int32, _ rowBase: Int32,
-                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>) {
+                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>,
+                           _ om: UnsafeMutablePointer<Float>) {
     let top = load(r0 + 2 * xo0, as: SIMD16<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD16<Float>.self)
     let va = SIMD8<Float>(repeating: a), vs = SIMD8<Float>(repeating: shift)
     let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
     let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
-    var best = v0
+    var best = v0, raw = top.evenHalf
     var offset = SIMD8<Int32>(repeating: 0)
     let c1 = v1 .> best
-    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1)
+    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1); raw.replace(with: top.oddHalf, where: c1)
     let c2 = v2 .> best
-    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2)
+    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2); raw.replace(with: bottom.evenHalf, where: c2)
     let c3 = v3 .> best
-    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3)
+    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3); raw.replace(with: bottom.oddHalf, where: c3)
     best.replace(with: 0, where: .!(best .> 0))
     UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(om + xo0).storeBytes(of: raw, as: SIMD8<Float>.self)
     let base = SIMD8<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
     UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD8<Int32>.self)
 }
@@ -331,21 +362,23 @@ private func pool2x2Lanes8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float
 @inline(__always)
 private func pool2x2Lanes4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
                            _ shift: Float, _ w32: Int32, _ rowBase: Int32,
-                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>) {
+                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>,
+                           _ om: UnsafeMutablePointer<Float>) {
     let top = load(r0 + 2 * xo0, as: SIMD8<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD8<Float>.self)
     let va = SIMD4<Float>(repeating: a), vs = SIMD4<Float>(repeating: shift)
     let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
     let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
-    var best = v0
+    var best = v0, raw = top.evenHalf
     var offset = SIMD4<Int32>(repeating: 0)
     let c1 = v1 .> best
-    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1)
+    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1); raw.replace(with: top.oddHalf, where: c1)
     let c2 = v2 .> best
-    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2)
+    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2); raw.replace(with: bottom.evenHalf, where: c2)
     let c3 = v3 .> best
-    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3)
+    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3); raw.replace(with: bottom.oddHalf, where: c3)
     best.replace(with: 0, where: .!(best .> 0))
     UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD4<Float>.self)
+    UnsafeMutableRawPointer(om + xo0).storeBytes(of: raw, as: SIMD4<Float>.self)
     let base = SIMD4<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD4<Int32>(0, 2, 4, 6)
     UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD4<Int32>.self)
 }

@@ -54,16 +54,23 @@ func vectorSumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float
     return (a, b)
 }
 
+/// The first pass of `batchMoments` on one plane of `inner` values.
+@inline(__always)
+func planeSum(_ p: UnsafePointer<Float>, _ inner: Int) -> Float { vectorSum(p, inner) }
+
 /// Per-channel mean, biased variance and 1/√(variance + ε) of an [n, c, inner] tensor: two passes, each
 /// plane's sum in float, then each channel's in double, image after image. The planes are visited in memory
 /// order (in parallel for large tensors), so the passes stream through x rather than stride across it.
-/// Batch norm and the fused block both use it, so their statistics agree exactly.
-func batchMoments(_ px: UnsafePointer<Float>, n: Int, c: Int, inner: Int, epsilon: Float)
+/// Batch norm and the fused block both use it, so their statistics agree exactly. `planeSums`, when given, are
+/// the first pass's sums already made (`planeSum`, for every plane in memory order: the training block makes
+/// them as its convolution's output comes out).
+func batchMoments(_ px: UnsafePointer<Float>, n: Int, c: Int, inner: Int, epsilon: Float, planeSums given: [Float]? = nil)
     -> (mean: [Float], variance: [Float], invstd: [Float]) {
     let m = Double(n * inner)
-    let planeSums = makeScalars(n * c) { ps in
+    if let given { precondition(given.count == n * c, "batchMoments: \(given.count) plane sums for \(n * c) planes") }
+    let planeSums = given ?? makeScalars(n * c) { ps in
         ComputeThreads.forEachRange(n * c, work: n * c * inner) { planes in
-            for index in planes { ps[index] = vectorSum(px + index * inner, inner) }
+            for index in planes { ps[index] = planeSum(px + index * inner, inner) }
         }
     }
     var mean = [Float](repeating: 0, count: c), variance = mean, invstd = mean

@@ -8,19 +8,34 @@ final class FusedTrainingBlockTests: XCTestCase {
     private var savedBackend: Convolutions.Backend = .openBLAS
     private var savedMinimum = Convolutions.oneDNNMinimumChannels
     private var savedThreads = ComputeThreads.count
+    private var savedWinograd = (channels: Convolutions.winogradMinimumChannels, side: Convolutions.winogradMinimumSide,
+                                 tiles: Convolutions.winogradMinimumTiles)
 
     override func setUp() {
         super.setUp()
         savedBackend = Convolutions.backend
         savedMinimum = Convolutions.oneDNNMinimumChannels
         savedThreads = ComputeThreads.count
+        savedWinograd = (Convolutions.winogradMinimumChannels, Convolutions.winogradMinimumSide,
+                         Convolutions.winogradMinimumTiles)
     }
 
     override func tearDown() {
         Convolutions.use(savedBackend)
         Convolutions.oneDNNMinimumChannels = savedMinimum
+        (Convolutions.winogradMinimumChannels, Convolutions.winogradMinimumSide, Convolutions.winogradMinimumTiles)
+            = savedWinograd
         ComputeThreads.set(savedThreads)
         super.tearDown()
+    }
+
+    /// The Winograd backend for every 3 × 3 convolution the tests make, however small, and the direct one for
+    /// inputs of one channel.
+    private func useWinogradEverywhere() {
+        Convolutions.use(.winograd)
+        Convolutions.winogradMinimumChannels = 1
+        Convolutions.winogradMinimumSide = 1
+        Convolutions.winogradMinimumTiles = 0
     }
 
     private struct Operands {
@@ -95,6 +110,59 @@ final class FusedTrainingBlockTests: XCTestCase {
             assertSameBits([2, 3, 7, 5], outChannels: 3, seed: 512)
             assertSameBits([40, 8, 14, 14], outChannels: 8, seed: 513)
             assertSameBits([90, 16, 7, 7], outChannels: 8, bias: false, inputGradient: false, seed: 514)
+        }
+    }
+
+    /// The Winograd backend's per-image kernels and its direct first layer (the block's batch statistics take
+    /// their first sums from each image's values as the convolution writes them; the composite's in a pass of
+    /// their own).
+    func testSameBitsAsTheCompositeWithWinogradAndDirect() {
+        useWinogradEverywhere()
+        for threads in [1, 2] {
+            ComputeThreads.set(threads)
+            assertSameBits([3, 2, 12, 12], outChannels: 5, seed: 515)
+            assertSameBits([2, 3, 7, 5], outChannels: 3, seed: 516)
+            assertSameBits([5, 1, 28, 28], outChannels: 6, inputGradient: false, seed: 517)
+            assertSameBits([40, 8, 14, 14], outChannels: 8, seed: 518)
+            assertSameBits([21, 8, 7, 7], outChannels: 8, bias: false, seed: 519)
+        }
+    }
+
+    /// `conv2d`'s inspector sees every image once, with the values the output holds for it, on every backend
+    /// (im2col per image and per chunk, oneDNN, Winograd, direct) and thread count.
+    func testConvolutionInspectorSeesEveryImageOnceWithItsFinalValues() {
+        let backends: [(String, () -> Void)] = [
+            ("im2col", { Convolutions.use(.openBLAS) }),
+            ("oneDNN", { Convolutions.use(.oneDNN); Convolutions.oneDNNMinimumChannels = 1 }),
+            ("Winograd and direct", { self.useWinogradEverywhere() }),
+        ]
+        var rng = SeededRNG(seed: 560)
+        let shapes: [(x: [Int], o: Int)] = [([7, 3, 12, 12], 5), ([9, 4, 5, 5], 6), ([6, 1, 28, 28], 4), ([30, 8, 7, 7], 8)]
+        let inputs = shapes.map { (rng.tensor($0.x), rng.tensor([$0.o, $0.x[1], 3, 3]), rng.tensor([$0.o])) }
+        for (name, select) in backends {
+            select()
+            for threads in [1, 3] {
+                ComputeThreads.set(threads)
+                for (x, w, b) in inputs {
+                    let (n, o) = (x.shape[0], w.shape[0])
+                    let imageSize = o * x.shape[2] * x.shape[3]
+                    let seen = UnsafeMutablePointer<Float>.allocate(capacity: n * imageSize)
+                    defer { seen.deallocate() }
+                    let counts = UnsafeMutablePointer<Int>.allocate(capacity: n)
+                    defer { counts.deallocate() }
+                    counts.initialize(repeating: 0, count: n)
+                    let y = Tensor.conv2d(x, weight: w, bias: b, stride: 1, padding: 1) { image, values in
+                        counts[image] += 1
+                        (seen + image * imageSize).update(from: values, count: imageSize)
+                    }
+                    let plain = Tensor.conv2d(x, weight: w, bias: b, padding: 1)
+                    XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: n)), Array(repeating: 1, count: n),
+                                   "\(name), \(threads) threads, \(x.shape)")
+                    XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: n * imageSize)).map(\.bitPattern),
+                                   y.scalars.map(\.bitPattern), "\(name), \(threads) threads, \(x.shape)")
+                    XCTAssertEqual(y.scalars.map(\.bitPattern), plain.scalars.map(\.bitPattern), "\(name) \(x.shape)")
+                }
+            }
         }
     }
 
