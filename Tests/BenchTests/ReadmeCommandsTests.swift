@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 
 /// The README's two commands, in both orders, under every OpenBLAS kernel setting the project supports, with the
-/// default convolution backend and with im2col + OpenBLAS (`METABENCH_CONVOLUTIONS=openblas`, the default of the
-/// AVX-512 kernels, so that its baselines are checked on every machine): `bench --suite smoke` (the main job)
+/// default convolution backend and with im2col + OpenBLAS (`METABENCH_CONVOLUTIONS=openblas`, so that its
+/// baselines are checked on every machine): `bench --suite smoke` (the main job)
 /// reuses the shipped cells and leaves every shipped file as it was, and the smoke regression check (`bench check
 /// --suite smoke`, what the test command's smoke test does) reproduces every stored cell exactly, against the
 /// shipped results or the baseline of those numerics.
