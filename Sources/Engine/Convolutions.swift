@@ -6,7 +6,8 @@ import Foundation
 /// their graphs and their gradients of any order are the same whichever it is.
 ///
 /// The default (`METABENCH_CONVOLUTIONS` unset) follows OpenBLAS's kernel family, where measured
-/// (`defaultBackend(forKernels:)`): `winograd` with the AVX2 families (Haswell, Zen), `openBLAS` elsewhere.
+/// (`defaultBackend(forKernels:)`): `winograd` with the AVX2 and AVX-512 families (Haswell, Zen, SkylakeX),
+/// `openBLAS` elsewhere.
 ///
 /// - `openBLAS`: im2col + OpenBLAS sgemm, in `Conv.swift`.
 /// - `oneDNN`: Debian's oneDNN direct convolutions behind the same NCHW buffers, each call single-threaded on
@@ -58,7 +59,7 @@ public enum Convolutions {
     /// measured with those kernels. Winograd with the AVX2 families (Haswell, Zen): every Conv4 training step
     /// 1.24–1.34× faster than im2col + OpenBLAS, a whole suite 1.34× (README, "Winograd convolutions"). Winograd
     /// with the AVX-512 families (SkylakeX and later) too, its products on LIBXSMM's AVX-512 code: every training
-    /// step 1.2–1.9× and every evaluation episode 1.2–1.4× faster than im2col + OpenBLAS on the AVX-512 kernels
+    /// step 1.2–1.9× and every evaluation episode 1.1–1.5× faster than im2col + OpenBLAS on the AVX-512 kernels
     /// (README, "Winograd with AVX-512"); oneDNN, as fast there, blocks its loops by the CPU's cache sizes, so its
     /// bits would follow the machine and not the kernel family alone. im2col + OpenBLAS for the older families
     /// (not measured). A function of the kernel family only, so two machines with the same kernels compute the

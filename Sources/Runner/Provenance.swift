@@ -15,8 +15,8 @@ public struct Provenance: Sendable, Codable, Hashable {
     /// The OpenBLAS kernel family (e.g. "Haswell", "SkylakeX"): it changes the last bits of results.
     public var openblasKernels: String
     /// What computed the convolutions when it was not im2col + OpenBLAS (e.g. "Winograd F(2×2, 3×3), LIBXSMM 1.17
-    /// hsw", the default with the AVX2 kernel families, or "oneDNN 2.6.3 avx2"); nil for im2col + OpenBLAS (the
-    /// only backend before 2026-12), so cells made with it read as before.
+    /// hsw", the default with the AVX2 kernel families, `skx` with the AVX-512 ones, or "oneDNN 2.6.3 avx2"); nil for
+    /// im2col + OpenBLAS (the only backend before 2026-12), so cells made with it read as before.
     public var convolutions: String?
     public var cpuModel: String
     public var coreCount: Int

@@ -71,7 +71,8 @@ final class ProcessBehaviourTests: XCTestCase {
 
     /// An unknown `METABENCH_CONVOLUTIONS` stops `bench run` before any work, naming the variable, the value and
     /// the choices; `onednn` and `winograd` run a cell whose provenance names the backend, `openblas` one whose
-    /// provenance names none, and unset (empty) the kernel family's default: Winograd with the AVX2 families.
+    /// provenance names none, and unset (empty) the kernel family's default: Winograd with the AVX2 and AVX-512
+    /// families.
     func testConvolutionBackendFromTheEnvironment() throws {
         let folder = try scratchFolder("process")
         let output = folder.appendingPathComponent("out")
