@@ -3,7 +3,8 @@
 // heaptrack. Usage (from Benchmarks/): .build/release/Probe LEARNER WAYS SHOTS QUERIES STEPS [SIDE]
 // e.g. `heaptrack .build/release/Probe protonet 60 5 5 3` — SIDE 28 (default) is 28×28 grey, any other value
 // SIDE×SIDE colour (84: miniImageNet's shape). METABENCH_THREADS sets the threads (default 2); meta-batch 4
-// for MAML's family, 1 otherwise. Prints the mean time per step, then how much of it ran in the engine's parallel
+// for MAML's family, 1 otherwise; METABENCH_INNER_STEPS and METABENCH_META_BATCH set MAML's family's inner steps
+// and meta-batch (the side_by_side shape `maml-5steps` is 5 and 2). Prints the mean time per step, then how much of it ran in the engine's parallel
 // regions (`ComputeThreads.regionTotals`) and how long their threads waited there.
 import Engine
 import FewShotData
@@ -25,11 +26,14 @@ let imageShape = ImageShape(channels: side == 28 ? 1 : 3, height: side, width: s
 
 do {
     ComputeThreads.set(Int(ProcessInfo.processInfo.environment["METABENCH_THREADS"] ?? "") ?? 2)
+    let environment = ProcessInfo.processInfo.environment
     let mamlFamily = ["maml", "fomaml", "reptile"].contains(learnerName)
+    let metaBatch = mamlFamily ? Int(environment["METABENCH_META_BATCH"] ?? "") ?? 4 : 1
     let setting = LearnerSetting(imageShape: imageShape, ways: ways, shots: shots, queriesPerClass: queries,
-                                 trainWays: ways, trainClassCount: 100, seed: 0, metaBatch: mamlFamily ? 4 : 1,
+                                 trainWays: ways, trainClassCount: 100, seed: 0, metaBatch: metaBatch,
                                  iterations: 1000)
-    let learner = try LearnerRegistry.builtIn.descriptor(named: learnerName).instantiate([:], setting: setting)
+    let given: [String: HyperValue] = environment["METABENCH_INNER_STEPS"].flatMap(Int.init).map { ["inner_steps": .int($0)] } ?? [:]
+    let learner = try LearnerRegistry.builtIn.descriptor(named: learnerName).instantiate(given, setting: setting)
     let source = RandomEpisodes(ways: ways, shots: shots, queries: queries, shape: imageShape)
     ComputeThreads.resetRegionTotals()
     let start = Date()

@@ -3,8 +3,8 @@ import Foundation
 /// Batch normalisation with batch statistics (training mode), fused, and its gradients.
 ///
 /// The forward pass and the first-order backward pass are fused kernels. When gradients are taken with
-/// `createGraph`, the backward pass is built from differentiable operations instead (the same formula),
-/// so second-order gradients flow through batch statistics exactly.
+/// `createGraph`, the backward pass is recorded as operations with rules of their own
+/// (`batchNormGradientGraph`: the same values), so second-order gradients flow through batch statistics exactly.
 public struct BatchNormResult {
     /// The normalised, scaled and shifted output.
     public let output: Tensor
@@ -43,7 +43,7 @@ extension Tensor {
         }
         let output = record("batchNorm", x.shape, out, inputs: [x, gamma, beta]) { g, _ in
             if GradMode.isEnabled {
-                return batchNormGradientGraph(g, x, gamma, epsilon: epsilon)
+                return batchNormGradientGraph(g, x, gamma, mean: mean, invstd: invstd, epsilon: epsilon)
             }
             return batchNormGradientKernel(g, x, gamma, mean: mean, invstd: invstd)
         }
@@ -53,51 +53,10 @@ extension Tensor {
     /// The fused first-order backward pass: dx = γ·ι/M · (M·g − Σg − x̂·Σ(g·x̂)), dγ = Σ g·x̂, dβ = Σ g.
     private static func batchNormGradientKernel(_ g: Tensor, _ x: Tensor, _ gamma: Tensor,
                                                 mean: [Float], invstd: [Float]) -> [Tensor?] {
-        let (n, c, inner) = x.channelLayout
-        let m = Float(n * inner)
-        var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        let dx = x.withPointer { px in
-            g.withPointer { pg in
-                makeScalars(x.count) { po in
-                    for ch in 0..<c {
-                        let mu = mean[ch], inv = invstd[ch]
-                        var sg = 0.0, sgx = 0.0
-                        for b in 0..<n {
-                            let (t1, t2) = vectorSumAndCenteredDot(pg + (b * c + ch) * inner, px + (b * c + ch) * inner, inner, mean: mu)
-                            sg += Double(t1); sgx += Double(t2)
-                        }
-                        let sumG = Float(sg), sumGX = Float(sgx) * inv
-                        dgamma[ch] = sumGX; dbeta[ch] = sumG
-                        let a = gamma.scalars[ch] * inv / m
-                        let meanG = sumG, scaleX = sumGX * inv
-                        for b in 0..<n {
-                            let p = px + (b * c + ch) * inner, q = pg + (b * c + ch) * inner
-                            let o = po + (b * c + ch) * inner
-                            for k in 0..<inner { o[k] = a * (m * q[k] - meanG - (p[k] - mu) * scaleX) }
-                        }
-                    }
-                }
-            }
-        }
-        return [Tensor(shape: x.shape, scalars: dx), Tensor(shape: [c], scalars: dgamma), Tensor(shape: [c], scalars: dbeta)]
-    }
-
-    /// The same gradient built from differentiable operations (for `createGraph`).
-    static func batchNormGradientGraph(_ g: Tensor, _ x: Tensor, _ gamma: Tensor, epsilon: Float) -> [Tensor?] {
+        let values = batchNormGradientValues(g, x, gamma, mean: mean, invstd: invstd)
         let c = x.shape[1]
-        let axes = x.rank == 4 ? [0, 2, 3] : [0]
-        let cs = x.channelShape(c)
-        let mu = x.mean(axes: axes, keepDims: true)
-        let centered = x - mu
-        let variance = centered.squared().mean(axes: axes, keepDims: true)
-        let invstd = variance.shifted(by: epsilon).pow(-0.5)
-        let xhat = centered * invstd
-        let dxhat = g * gamma.reshaped(cs)
-        let dx = invstd * (dxhat - dxhat.mean(axes: axes, keepDims: true)
-                           - xhat * (dxhat * xhat).mean(axes: axes, keepDims: true))
-        let dgamma = (g * xhat).sum(axes: axes)
-        let dbeta = g.sum(axes: axes)
-        return [dx, dgamma, dbeta]
+        return [Tensor(shape: x.shape, scalars: values.dx), Tensor(shape: [c], scalars: values.dgamma),
+                Tensor(shape: [c], scalars: values.dbeta)]
     }
 
     /// Batch normalisation with given (running) statistics: γ · (x − μ) / √(σ² + ε) + β.

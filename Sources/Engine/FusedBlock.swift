@@ -2,8 +2,8 @@
 /// Conv4 block. It equals the three operations applied in turn — values, gradients and second-order
 /// gradients — but reads the large pre-pooling activation twice instead of six times.
 ///
-/// The first-order backward pass is fused too. With `createGraph` it is built from the differentiable
-/// operations (mask, scatter, batch-norm composite), so gradients of gradients stay exact.
+/// The first-order backward pass is fused too. With `createGraph` it is built from recorded operations (mask,
+/// scatter, batch norm's recorded gradient), so gradients of gradients stay exact.
 extension Tensor {
     public static func batchNormMaxPoolReLU(_ x: Tensor, scale gamma: Tensor, offset beta: Tensor,
                                             epsilon: Float = 1e-5, poolSize size: Int = 2) -> BatchNormResult {
@@ -11,9 +11,9 @@ extension Tensor {
         let (indices, maxima, mean, invstd) = (f.indices, f.maxima, f.mean, f.invstd)
         let output = record("batchNormMaxPoolReLU", f.shape, f.values, inputs: [x, gamma, beta]) { g, y in
             if GradMode.isEnabled {
-                // relu′ (mask of the output), the pooling scatter, then batch norm's composite gradient.
+                // relu′ (mask of the output), the pooling scatter, then batch norm's recorded gradient.
                 let gBN = g.masked(wherePositive: y).scatterFlat(indices, shape: x.shape)
-                return batchNormGradientGraph(gBN, x, gamma, epsilon: epsilon)
+                return batchNormGradientGraph(gBN, x, gamma, mean: mean, invstd: invstd, epsilon: epsilon)
             }
             return fusedBlockGradient(g, y, x, gamma, indices: indices, maxima: maxima, mean: mean, invstd: invstd)
         }
@@ -100,7 +100,8 @@ extension Tensor {
                 // meta-gradient); later first-order passes hand this node's share to it too (below).
                 recorded.value = true
                 let gBN = grad.masked(wherePositive: y).scatterFlat(indices, shape: conv.shape)
-                return batchNormGradientGraph(gBN, conv, gamma, epsilon: epsilon) + [nil, nil, nil]
+                return batchNormGradientGraph(gBN, conv, gamma, mean: mean, invstd: invstd, epsilon: epsilon)
+                    + [nil, nil, nil]
             }
             if recorded.value {
                 // The composite's first-order way, so that the shares are summed before the convolution's

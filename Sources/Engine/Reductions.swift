@@ -54,6 +54,25 @@ func vectorSumAndCenteredDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float
     return (a, b)
 }
 
+/// (Σ a[i], Σ a[i]·(x[i] − mu), Σ a[i]·g[i]): the sums of batch norm's second-order rule.
+@inline(__always)
+func vectorSumCenteredDotAndDot(_ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ n: Int,
+                                mean mu: Float) -> (Float, Float, Float) {
+    var s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+    let m = SIMD16<Float>(repeating: mu)
+    var i = 0
+    while i + 16 <= n {
+        let av = load16(a + i)
+        s1 += av
+        s2 += av * (load16(x + i) - m)
+        s3 += av * load16(g + i)
+        i += 16
+    }
+    var t1 = s1.sum(), t2 = s2.sum(), t3 = s3.sum()
+    while i < n { t1 += a[i]; t2 += a[i] * (x[i] - mu); t3 += a[i] * g[i]; i += 1 }
+    return (t1, t2, t3)
+}
+
 /// The first pass of `batchMoments` on one plane of `inner` values.
 @inline(__always)
 func planeSum(_ p: UnsafePointer<Float>, _ inner: Int) -> Float { vectorSum(p, inner) }
