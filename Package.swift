@@ -41,8 +41,9 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         // oneDNN's convolutions behind the engine's NCHW buffers (the engine's optional convolution backend).
         .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dnnl")]),
-        // The Winograd backend's C kernels: F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels (libxsmm-dev: static
-        // libraries) and OpenBLAS, and direct convolutions of few input channels (first layers).
+        // The engine's C kernels: the Winograd backend's F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels
+        // (libxsmm-dev: static libraries) and OpenBLAS, direct convolutions of few input channels (first layers), and
+        // the fused Conv4 block's passes over a plane (AVX2 copies chosen at run time).
         .target(name: "CWinograd", dependencies: ["COpenBLAS"], linkerSettings: [
             .linkedLibrary("xsmm"), .linkedLibrary("openblas"), .linkedLibrary("dl"), .linkedLibrary("m"),
         ]),

@@ -1,3 +1,5 @@
+import CWinograd
+
 /// Batch norm, 2×2 max-pooling and ReLU in one pass: relu(maxPool(batchNorm(x))), the tail of every
 /// Conv4 block. It equals the three operations applied in turn — values, gradients and second-order
 /// gradients — but reads the large pre-pooling activation twice instead of six times.
@@ -15,7 +17,8 @@ extension Tensor {
                 let gBN = g.masked(wherePositive: y).scatterFlat(indices, shape: x.shape)
                 return batchNormGradientGraph(gBN, x, gamma, mean: mean, invstd: invstd, epsilon: epsilon)
             }
-            return fusedBlockGradient(g, y, x, gamma, indices: indices, maxima: maxima, mean: mean, invstd: invstd)
+            return fusedBlockGradient(g, y, x, gamma, poolSize: size, indices: indices, maxima: maxima, mean: mean,
+                                      invstd: invstd)
         }
         return BatchNormResult(output: output, mean: f.mean, variance: f.variance)
     }
@@ -31,6 +34,7 @@ extension Tensor {
         precondition(x.rank == 4, "batchNormMaxPoolReLU needs NCHW input, got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(gamma.shape == [c] && beta.shape == [c], "batch norm: γ and β must be [\(c)]")
+        precondition(size >= 1 && x.count <= Int(Int32.max), "batchNormMaxPoolReLU: pool size \(size), \(x.count) values")
         let ho = h / size, wo = w / size, inner = h * w, count = n * c * ho * wo
         let gammaValues = gamma.scalars, betaValues = beta.scalars
         let (mean, variance, invstd) = x.withPointer {
@@ -48,9 +52,9 @@ extension Tensor {
                         ComputeThreads.forEachRange(n * c, work: x.count) { planes in
                             for index in planes {
                                 let offset = index * ho * wo
-                                poolPlane(px + index * inner, h: h, w: w, size: size, a: a[index % c],
-                                          shift: shift[index % c], firstIndex: index * inner,
-                                          into: po + offset, indices: pi + offset, maxima: pm + offset)
+                                cblock_pool(px + index * inner, Int32(h), Int32(w), Int32(size), a[index % c],
+                                            shift[index % c], Int32(truncatingIfNeeded: index * inner),
+                                            po + offset, pi + offset, pm + offset)
                             }
                         }
                     }
@@ -106,11 +110,11 @@ extension Tensor {
             if recorded.value {
                 // The composite's first-order way, so that the shares are summed before the convolution's
                 // products, as with the operations in turn (the same bits, and one product rather than two).
-                return fusedBlockGradient(grad, y, conv, gamma, indices: indices, maxima: maxima,
+                return fusedBlockGradient(grad, y, conv, gamma, poolSize: 2, indices: indices, maxima: maxima,
                                           mean: mean, invstd: invstd)
                     + [nil, nil, nil]
             }
-            let block = BlockGradient(grad, y, conv, gamma, maxima: maxima, mean: mean, invstd: invstd)
+            let block = BlockGradient(grad, y, conv, gamma, poolSize: 2, maxima: maxima, mean: mean, invstd: invstd)
             let (c, inner) = (block.c, block.inner)
             return conv.withPointer { px in
                 grad.withPointer { pg in
@@ -152,11 +156,11 @@ extension Tensor {
     /// First-order gradient of the fused block: the upstream gradient reaches the pre-pooling positions
     /// `indices` where the output is positive; batch norm's gradient is then
     /// dx = γ·ι/M · (M·g − Σg − x̂·Σ(g·x̂)), with the sums taken over the sparse g.
-    private static func fusedBlockGradient(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, indices: [Int32],
-                                           maxima: [Float],
-                                           mean: [Float], invstd: [Float]) -> [Tensor?] {
+    private static func fusedBlockGradient(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, poolSize: Int,
+                                           indices: [Int32], maxima: [Float], mean: [Float],
+                                           invstd: [Float]) -> [Tensor?] {
         let (n, c) = (x.shape[0], x.shape[1])
-        let constants = BlockGradient(g, y, x, gamma, maxima: maxima, mean: mean, invstd: invstd)
+        let constants = BlockGradient(g, y, x, gamma, poolSize: poolSize, maxima: maxima, mean: mean, invstd: invstd)
         let dx = x.withPointer { px in
             g.withPointer { pg in
                 y.withPointer { py in
@@ -188,13 +192,14 @@ private final class RecordedFlag: @unchecked Sendable {
 /// the same arithmetic whichever planes are made when, so the whole dx and dx made image range by image
 /// range (the training block `convBatchNormMaxPoolReLU`) are the same bits.
 struct BlockGradient {
-    let n, c, inner, pooled: Int
+    let n, c, h, w, poolSize, inner, pooled: Int
     let mean, a, sumG, scaleX, am, dgamma, dbeta: [Float]
 
     /// g and y [N, C, Ho, Wo] (the output's gradient and the output), x [N, C, H, W] (the block's input),
     /// `maxima` [N, C, Ho, Wo] the value in x of each output's window maximum (`blockForward`).
-    init(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, maxima: [Float], mean: [Float], invstd: [Float]) {
-        (n, c) = (x.shape[0], x.shape[1])
+    init(_ g: Tensor, _ y: Tensor, _ x: Tensor, _ gamma: Tensor, poolSize: Int, maxima: [Float], mean: [Float],
+         invstd: [Float]) {
+        (n, c, h, w, self.poolSize) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], poolSize)
         (inner, pooled) = (x.shape[2] * x.shape[3], y.shape[2] * y.shape[3])
         let (n, c, pooled) = (n, c, pooled)
         let m = Float(n * inner)
@@ -205,16 +210,11 @@ struct BlockGradient {
             g.withPointer { pg in
                 y.withPointer { py in
                     makeScalars(2 * n * c) { ps in
-                        ComputeThreads.forEachRange(n * c, work: n * c * pooled * 4) { planes in
-                            for index in planes {
-                                let mu = mean[index % c], base = index * pooled
-                                var t1: Float = 0, t2: Float = 0
-                                for k in base..<(base + pooled) {
-                                    // Branch-free: the gradient is zero where the output was clipped.
-                                    let gk = pg[k], gv = py[k] > 0 ? gk : 0
-                                    t1 += gv; t2 += gv * (pm[k] - mu)
-                                }
-                                ps[2 * index] = t1; ps[2 * index + 1] = t2
+                        // (With no windows no array is read: every sum is 0.)
+                        mean.withUnsafeBufferPointer { means in
+                            ComputeThreads.forEachRange(n * c, work: n * c * pooled * 4) { planes in
+                                cblock_gradient_sums(pg, py, pm.baseAddress, pooled, planes.lowerBound, planes.count, c,
+                                                     means.baseAddress, ps)
                             }
                         }
                     }
@@ -240,148 +240,14 @@ struct BlockGradient {
     /// dx of one pre-pooling plane (`image`, `channel`), H·W values into `o`: the batch-norm terms, then the
     /// pooled gradient added at each window's maximum where the output is positive. `px`, `pg`, `py`, `pi`
     /// are the whole x, g, y and indices.
+    /// (`cblock_plane_gradient`: with 2 × 2 windows the sums at the maxima in the same pass as the values.)
     @inline(__always)
     func plane(image b: Int, channel ch: Int, px: UnsafePointer<Float>, pg: UnsafePointer<Float>,
                py: UnsafePointer<Float>, pi: UnsafePointer<Int32>, into o: UnsafeMutablePointer<Float>) {
-        let plane = (b * c + ch) * inner
-        let p = px + plane
-        let mu = mean[ch], a = self.a[ch], sumG = self.sumG[ch], scaleX = self.scaleX[ch], am = self.am[ch]
-        for k in 0..<inner { o[k] = -a * (sumG + (p[k] - mu) * scaleX) }
-        let base = (b * c + ch) * pooled
-        for k in base..<(base + pooled) {
-            let gk = pg[k], gv = py[k] > 0 ? gk : 0
-            o[Int(pi[k]) - plane] += am * gv
-        }
+        let plane = (b * c + ch) * inner, base = (b * c + ch) * pooled
+        cblock_plane_gradient(px + plane, Int32(h), Int32(w), Int32(poolSize), mean[ch], a[ch], sumG[ch], scaleX[ch],
+                              am[ch], pg + base, py + base, pi + base, plane, o)
     }
-}
-
-/// relu(maxPool(a·x + shift)) of one h × w plane `p` with size × size windows: each window's first maximum
-/// into `po`, its flat index (`firstIndex` + its offset in the plane) into `pi` and its value in `p` into `pm`.
-@inline(__always)
-private func poolPlane(_ p: UnsafePointer<Float>, h: Int, w: Int, size: Int, a: Float, shift: Float, firstIndex: Int,
-                       into po: UnsafeMutablePointer<Float>, indices pi: UnsafeMutablePointer<Int32>,
-                       maxima pm: UnsafeMutablePointer<Float>) {
-    let ho = h / size, wo = w / size
-    if size == 2 {
-        // The common 2×2 case, written as selects (no data-dependent branches): the first maximum of the
-        // window wins, as in `maxPool2d`.
-        let w32 = Int32(w)
-        for y in 0..<ho {
-            let r0 = p + 2 * y * w, r1 = r0 + w
-            let o = po + y * wo, oi = pi + y * wo, om = pm + y * wo
-            let rowBase = Int32(firstIndex + 2 * y * w)
-            // Groups of 8 (or 4) windows in SIMD lanes, the same arithmetic and selects lane by lane; a last
-            // group may overlap the previous one (it writes the same values again). Narrow rows fall through
-            // to the loop.
-            if wo >= 4 {
-                let lanes = wo >= 8 ? 8 : 4
-                var xo0 = 0
-                while true {
-                    if lanes == 8 {
-                        pool2x2Lanes8(r0, r1, xo0, a, shift, w32, rowBase, o, oi, om)
-                    } else {
-                        pool2x2Lanes4(r0, r1, xo0, a, shift, w32, rowBase, o, oi, om)
-                    }
-                    if xo0 + lanes >= wo { break }
-                    xo0 = Swift.min(xo0 + lanes, wo - lanes)
-                }
-                continue
-            }
-            for xo in 0..<wo {
-                let v0 = r0[2 * xo] * a + shift, v1 = r0[2 * xo + 1] * a + shift
-                let v2 = r1[2 * xo] * a + shift, v3 = r1[2 * xo + 1] * a + shift
-                let c1 = v1 > v0
-                var best = c1 ? v1 : v0
-                var offset: Int32 = c1 ? 1 : 0
-                var raw = c1 ? r0[2 * xo + 1] : r0[2 * xo]
-                let c2 = v2 > best
-                best = c2 ? v2 : best
-                offset = c2 ? w32 : offset
-                raw = c2 ? r1[2 * xo] : raw
-                let c3 = v3 > best
-                best = c3 ? v3 : best
-                offset = c3 ? w32 &+ 1 : offset
-                raw = c3 ? r1[2 * xo + 1] : raw
-                o[xo] = best > 0 ? best : 0
-                om[xo] = raw
-                oi[xo] = rowBase &+ Int32(truncatingIfNeeded: 2 &* xo) &+ offset
-            }
-        }
-        return
-    }
-    for y in 0..<ho {
-        for xo in 0..<wo {
-            var bestIndex = (y * size) * w + xo * size
-            var best = p[bestIndex] * a + shift
-            for i in 0..<size {
-                for j in 0..<size {
-                    let idx = (y * size + i) * w + xo * size + j
-                    let value = p[idx] * a + shift
-                    if value > best { best = value; bestIndex = idx }
-                }
-            }
-            po[y * wo + xo] = best > 0 ? best : 0
-            pi[y * wo + xo] = Int32(firstIndex + bestIndex)
-            pm[y * wo + xo] = p[bestIndex]
-        }
-    }
-}
-
-@inline(__always)
-private func load<V: SIMD>(_ p: UnsafePointer<Float>, as: V.Type) -> V where V.Scalar == Float {
-    UnsafeRawPointer(p).loadUnaligned(as: V.self)
-}
-
-/// 2×2 windows xo0 ..< xo0 + 8 of rows r0, r1 after the affine a·x + shift: the first maximum (value, flat index
-/// and value in the rows) and ReLU of it, exactly as the scalar loop computes them, lane by lane.
-@inline(__always)
-private func pool2x2Lanes8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
-                           _ shift: Float, _ w32: Int32, _ rowBase: Int32,
-                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>,
-                           _ om: UnsafeMutablePointer<Float>) {
-    let top = load(r0 + 2 * xo0, as: SIMD16<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD16<Float>.self)
-    let va = SIMD8<Float>(repeating: a), vs = SIMD8<Float>(repeating: shift)
-    let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
-    let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
-    var best = v0, raw = top.evenHalf
-    var offset = SIMD8<Int32>(repeating: 0)
-    let c1 = v1 .> best
-    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1); raw.replace(with: top.oddHalf, where: c1)
-    let c2 = v2 .> best
-    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2); raw.replace(with: bottom.evenHalf, where: c2)
-    let c3 = v3 .> best
-    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3); raw.replace(with: bottom.oddHalf, where: c3)
-    best.replace(with: 0, where: .!(best .> 0))
-    UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD8<Float>.self)
-    UnsafeMutableRawPointer(om + xo0).storeBytes(of: raw, as: SIMD8<Float>.self)
-    let base = SIMD8<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-    UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD8<Int32>.self)
-}
-
-/// The same for 4 windows. (Written out rather than generic over the SIMD width: a generic version was
-/// clearly slower in a quick measurement, its SIMD protocol calls unspecialised.)
-@inline(__always)
-private func pool2x2Lanes4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ xo0: Int, _ a: Float,
-                           _ shift: Float, _ w32: Int32, _ rowBase: Int32,
-                           _ o: UnsafeMutablePointer<Float>, _ oi: UnsafeMutablePointer<Int32>,
-                           _ om: UnsafeMutablePointer<Float>) {
-    let top = load(r0 + 2 * xo0, as: SIMD8<Float>.self), bottom = load(r1 + 2 * xo0, as: SIMD8<Float>.self)
-    let va = SIMD4<Float>(repeating: a), vs = SIMD4<Float>(repeating: shift)
-    let v0 = top.evenHalf * va + vs, v1 = top.oddHalf * va + vs
-    let v2 = bottom.evenHalf * va + vs, v3 = bottom.oddHalf * va + vs
-    var best = v0, raw = top.evenHalf
-    var offset = SIMD4<Int32>(repeating: 0)
-    let c1 = v1 .> best
-    best.replace(with: v1, where: c1); offset.replace(with: 1, where: c1); raw.replace(with: top.oddHalf, where: c1)
-    let c2 = v2 .> best
-    best.replace(with: v2, where: c2); offset.replace(with: w32, where: c2); raw.replace(with: bottom.evenHalf, where: c2)
-    let c3 = v3 .> best
-    best.replace(with: v3, where: c3); offset.replace(with: w32 &+ 1, where: c3); raw.replace(with: bottom.oddHalf, where: c3)
-    best.replace(with: 0, where: .!(best .> 0))
-    UnsafeMutableRawPointer(o + xo0).storeBytes(of: best, as: SIMD4<Float>.self)
-    UnsafeMutableRawPointer(om + xo0).storeBytes(of: raw, as: SIMD4<Float>.self)
-    let base = SIMD4<Int32>(repeating: rowBase &+ Int32(truncatingIfNeeded: 2 &* xo0)) &+ SIMD4<Int32>(0, 2, 4, 6)
-    UnsafeMutableRawPointer(oi + xo0).storeBytes(of: base &+ offset, as: SIMD4<Int32>.self)
 }
 
 extension Tensor {
