@@ -15,7 +15,7 @@ let package = Package(
     targets: [
         // MARK: - Public API
         // The tensor and reverse-mode autodiff engine (higher-order gradients, OpenBLAS products).
-        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL", "CWinograd"], exclude: ["README.md"]),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL", "CKernels"], exclude: ["README.md"]),
         // HDF5 files: a small Swift API over libhdf5.
         .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
         // Few-shot datasets on HDF5 (torchmeta layouts, MetaBench's own), episodes, the embedded dataset.
@@ -44,7 +44,7 @@ let package = Package(
         // The engine's C kernels: the Winograd backend's F(2×2, 3×3) convolutions on LIBXSMM's JIT kernels
         // (libxsmm-dev: static libraries) and OpenBLAS, direct convolutions of few input channels (first layers), and
         // the fused Conv4 block's passes over a plane (AVX2 copies chosen at run time).
-        .target(name: "CWinograd", dependencies: ["COpenBLAS"], linkerSettings: [
+        .target(name: "CKernels", dependencies: ["COpenBLAS"], linkerSettings: [
             .linkedLibrary("xsmm"), .linkedLibrary("openblas"), .linkedLibrary("dl"), .linkedLibrary("m"),
         ]),
 

@@ -1,5 +1,5 @@
 import CDNNL
-import CWinograd
+import CKernels
 import Foundation
 
 /// Which code computes the convolutions' values (forward, input gradient, weight gradient); the operations,

@@ -1,4 +1,4 @@
-import CWinograd
+import CKernels
 
 /// Batch norm, 2×2 max-pooling and ReLU in one pass: relu(maxPool(batchNorm(x))), the tail of every
 /// Conv4 block. It equals the three operations applied in turn — values, gradients and second-order

@@ -1,8 +1,8 @@
-import CWinograd
+import CKernels
 
 // MARK: - The Winograd backend (`Convolutions.usesWinograd`)
 //
-// One image per C call (`CWinograd`): an image's values depend on that image and the weights alone, so the
+// One image per C call (`CKernels`): an image's values depend on that image and the weights alone, so the
 // forward pass and the input gradient split the images over the threads in any way; the weight gradient sums
 // images in at most `weightGradientGroups` fixed groups, added in group order. So results do not depend on the
 // thread count, as on the other paths. The backend's direct first-layer kernels (`cdirect_*`, below) run through the

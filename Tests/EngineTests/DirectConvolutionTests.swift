@@ -1,4 +1,4 @@
-import CWinograd
+import CKernels
 import XCTest
 @testable import Engine
 
