@@ -2,9 +2,10 @@
 //
 // 2 × 2 windows run eight (or four) windows of a row pair at a time: the two rows' 16 (or 8) values are split into
 // the windows' four positions (even and odd columns of each row), and the results go back the same way. A row's
-// last group may overlap the one before it (it writes the same values again, computed from the inputs alone);
-// rows of fewer than four windows run window by window. Selections are bitwise blends of lane masks, so the
-// baseline copy (SSE) and the AVX2 copy are the same operations on the same values.
+// last group may overlap the one before it (it writes the same values again, computed from the inputs alone).
+// Rows of fewer than four windows pool window by window, and their planes' gradients take two passes (the values,
+// then each window's sum at its maximum), as do windows of other sizes. Selections are bitwise blends of lane
+// masks, so the baseline copy (SSE) and the AVX2 copy are the same operations on the same values.
 #pragma STDC FP_CONTRACT OFF
 // The vector helpers below are always inlined, so the ABI of 8-float vectors without AVX never comes into play.
 #pragma clang diagnostic ignored "-Wpsabi"
