@@ -5,9 +5,10 @@
 
 // The passes over one plane of the fused block relu(maxPool(batchNorm(x))) in training (the engine's
 // `blockForward` and `BlockGradient`): the forward pooling of the normalised plane and the first-order gradient
-// of the plane before pooling. Elementwise arithmetic only (each value's multiplications and additions in a fixed
-// order, never fused into one rounding, no sums across values), so every instruction set and every grouping of
-// values into vectors gives the same bits; on a CPU with AVX2 they run eight windows at a time.
+// of the plane before pooling, with its two sums per plane. Each value's multiplications and additions in a fixed
+// order, never fused into one rounding, and each plane's sums one chain in order, so every instruction set and
+// every grouping of values or planes into vectors gives the same bits; on a CPU with AVX2 they run eight windows
+// (or planes) at a time.
 
 /// With `on` non-zero, the passes run their baseline-instruction-set copy even on a CPU with AVX2 (the same bits).
 /// For tests, which check that: set it while no pass runs.
@@ -18,7 +19,7 @@ int cblock_kernels_use_avx2(void);
 
 /// relu(maxPool(a·x + shift)) of one h × w plane `p` with size × size windows (ho = h / size, wo = w / size
 /// windows, the rows and columns past them unused): for each window, in row-major order, the first maximum of
-/// x·a + shift (a NaN never wins) after the ReLU (≤ 0 or NaN: 0) into `po`, its flat index (`first_index` + its
+/// x·a + shift by `>` (a later NaN never wins; a NaN in the first position stays) after the ReLU (≤ 0 or NaN: 0) into `po`, its flat index (`first_index` + its
 /// offset in the plane, wrapping in 32 bits) into `pi`, and its value in `p` into `pm`.
 void cblock_pool(const float *p, int h, int w, int size, float a, float shift, int32_t first_index, float *po,
                  int32_t *pi, float *pm);
