@@ -14,11 +14,8 @@
 #include <libxsmm.h>
 #include <stdio.h>
 #include <string.h>
+#include "vectors.h"
 
-typedef float v8 __attribute__((ext_vector_type(8)));
-
-static inline __attribute__((always_inline)) v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline __attribute__((always_inline)) void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 static inline __attribute__((always_inline)) v8 evens(v8 a, v8 b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
 static inline __attribute__((always_inline)) v8 odds(v8 a, v8 b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
 
@@ -168,34 +165,11 @@ static inline __attribute__((always_inline)) void transpose_tiles(const layout_t
         for (; c0 + 8 <= c; c0 += 8)
             for (int t0 = 0; t0 < m; t0 += 8) {
                 const float *s = v + (long)c0 * ld + t0;
-                const v8 r0 = load8(s), r1 = load8(s + ld), r2 = load8(s + 2 * ld), r3 = load8(s + 3 * ld),
-                         r4 = load8(s + 4 * ld), r5 = load8(s + 5 * ld), r6 = load8(s + 6 * ld), r7 = load8(s + 7 * ld);
-                // Pairs of rows interleaved, then pairs of pairs, then the two halves: column j of the block.
-                const v8 a0 = __builtin_shufflevector(r0, r1, 0, 8, 1, 9, 4, 12, 5, 13),
-                         a1 = __builtin_shufflevector(r0, r1, 2, 10, 3, 11, 6, 14, 7, 15),
-                         a2 = __builtin_shufflevector(r2, r3, 0, 8, 1, 9, 4, 12, 5, 13),
-                         a3 = __builtin_shufflevector(r2, r3, 2, 10, 3, 11, 6, 14, 7, 15),
-                         a4 = __builtin_shufflevector(r4, r5, 0, 8, 1, 9, 4, 12, 5, 13),
-                         a5 = __builtin_shufflevector(r4, r5, 2, 10, 3, 11, 6, 14, 7, 15),
-                         a6 = __builtin_shufflevector(r6, r7, 0, 8, 1, 9, 4, 12, 5, 13),
-                         a7 = __builtin_shufflevector(r6, r7, 2, 10, 3, 11, 6, 14, 7, 15);
-                const v8 b0 = __builtin_shufflevector(a0, a2, 0, 1, 8, 9, 4, 5, 12, 13),
-                         b1 = __builtin_shufflevector(a0, a2, 2, 3, 10, 11, 6, 7, 14, 15),
-                         b2 = __builtin_shufflevector(a1, a3, 0, 1, 8, 9, 4, 5, 12, 13),
-                         b3 = __builtin_shufflevector(a1, a3, 2, 3, 10, 11, 6, 7, 14, 15),
-                         b4 = __builtin_shufflevector(a4, a6, 0, 1, 8, 9, 4, 5, 12, 13),
-                         b5 = __builtin_shufflevector(a4, a6, 2, 3, 10, 11, 6, 7, 14, 15),
-                         b6 = __builtin_shufflevector(a5, a7, 0, 1, 8, 9, 4, 5, 12, 13),
-                         b7 = __builtin_shufflevector(a5, a7, 2, 3, 10, 11, 6, 7, 14, 15);
+                v8 r[8];
+                for (int j = 0; j < 8; j++) r[j] = load8(s + j * ld);
+                transpose8(r);
                 float *d = t + (long)t0 * c + c0;
-                store8(d, __builtin_shufflevector(b0, b4, 0, 1, 2, 3, 8, 9, 10, 11));
-                store8(d + c, __builtin_shufflevector(b1, b5, 0, 1, 2, 3, 8, 9, 10, 11));
-                store8(d + 2 * c, __builtin_shufflevector(b2, b6, 0, 1, 2, 3, 8, 9, 10, 11));
-                store8(d + 3 * c, __builtin_shufflevector(b3, b7, 0, 1, 2, 3, 8, 9, 10, 11));
-                store8(d + 4 * c, __builtin_shufflevector(b0, b4, 4, 5, 6, 7, 12, 13, 14, 15));
-                store8(d + 5 * c, __builtin_shufflevector(b1, b5, 4, 5, 6, 7, 12, 13, 14, 15));
-                store8(d + 6 * c, __builtin_shufflevector(b2, b6, 4, 5, 6, 7, 12, 13, 14, 15));
-                store8(d + 7 * c, __builtin_shufflevector(b3, b7, 4, 5, 6, 7, 12, 13, 14, 15));
+                for (int j = 0; j < 8; j++) store8(d + j * c, r[j]);
             }
         for (; c0 < c; c0++)
             for (int k = 0; k < m; k++) t[(long)k * c + c0] = v[(long)c0 * ld + k];

@@ -10,8 +10,7 @@
 #include "cdirect.h"
 #include <math.h>
 #include <string.h>
-
-typedef float v8 __attribute__((ext_vector_type(8)));
+#include "vectors.h"
 
 typedef struct {
     int c, h, w, o, kh, kw, pad, ph, pw, ho, wo, wo8, k;
@@ -34,8 +33,6 @@ long cdirect_scratch_floats(int c, int h, int w, int o, int kh, int kw, int pad)
     return (long)c * s.ph * s.pw + (long)s.ho * s.wo8;
 }
 
-static inline __attribute__((always_inline)) v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline __attribute__((always_inline)) void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 // The zero-padded input planes.
 static inline __attribute__((always_inline)) void pad_input(const shape_t *s, const float *x, float *planes) {
